@@ -1,0 +1,85 @@
+"""Model interfaces. Every model declares its own input convention; the pipeline never guesses.
+
+Inputs are always RGB ``uint8`` tensors ``[B, 3, H, W]`` (0..255) on the model's device; a model converts to
+its own channel order and scaling inside ``forward``.
+
+* :class:`Embedder`: aligned face crops -> embeddings; ``similarity`` is higher = more likely the same person.
+* :class:`PADModel`: face crops cut by the model's own ``crop`` rule from (frame, box) -> bona fide score,
+  higher = more likely bona fide.
+
+Landmark order (MTCNN's): image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth
+corner; pixel coordinates ``(x, y)`` with the origin at the top-left pixel's top-left corner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+
+class _Model(torch.nn.Module, ABC):
+    #: registry name, e.g. ``dlib_resnet``
+    name: str = ""
+    #: sha256 of the weight file(s) (joined with '+' when several)
+    weights_sha256: str = ""
+    #: human-readable statement of the input convention; part of the cache key
+    preprocessing: str = ""
+
+    @property
+    def model_id(self) -> str:
+        """Identity used in cache keys and exports: name, weights and preprocessing."""
+        h = hashlib.sha256(f"{self.weights_sha256}|{self.preprocessing}".encode()).hexdigest()[:16]
+        return f"{self.name}-{h}"
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+
+class Embedder(_Model):
+    """Batch of aligned crops ``uint8 [B,3,H,W]`` RGB -> float embeddings ``[B, dim]``."""
+
+    dim: int = 0
+    #: "cosine" (similarity = cosine) or "euclidean" (similarity = -L2 distance)
+    metric: str = "cosine"
+    #: (H, W) of the aligned crop
+    crop_size: tuple[int, int] = (112, 112)
+    #: 5x2 landmark template in crop pixel coordinates (see module docstring for the order)
+    template: np.ndarray = np.zeros((5, 2), dtype=np.float64)
+
+    @abstractmethod
+    def forward(self, crops: torch.Tensor) -> torch.Tensor: ...
+
+    def similarity(self, a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Row-wise similarity of two equally long embedding batches; higher = more likely the same person."""
+        return similarity(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), self.metric)
+
+
+class PADModel(_Model):
+    """Face crops ``uint8 [B,3,H,W]`` RGB (cut by :meth:`crop`) -> bona fide score ``[B]`` (higher = bona fide)."""
+
+    crop_size: tuple[int, int] = (80, 80)
+
+    @abstractmethod
+    def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Cut this model's input from an RGB ``uint8`` HxWx3 frame and a face box ``(x1, y1, x2, y2)``."""
+
+    @abstractmethod
+    def forward(self, crops: torch.Tensor) -> torch.Tensor: ...
+
+
+def similarity(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """Row-wise score: cosine similarity, or ``-`` Euclidean distance (so higher always = more similar)."""
+    a = np.atleast_2d(a)
+    b = np.atleast_2d(b)
+    if metric == "cosine":
+        an = a / np.linalg.norm(a, axis=1, keepdims=True)
+        bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+        return np.sum(an * bn, axis=1)
+    if metric == "euclidean":
+        return -np.linalg.norm(a - b, axis=1)
+    raise ValueError(f"unknown comparison metric {metric!r} (expected 'cosine' or 'euclidean')")
