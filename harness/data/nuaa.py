@@ -1,0 +1,68 @@
+"""NUAA Photograph Imposter Database (Tan et al., ECCV 2010): raw webcam frames, bona fide (ClientRaw) and
+printed-photo attacks (ImposterRaw) of the same subjects; official protocol train = sessions 01-02, test = 03.
+
+Reads ``labels.csv`` (or another list such as ``ci_smoke.csv``) when present, else the database's own
+``*_train_raw.txt`` / ``*_test_raw.txt`` lists. File names: ``ID_glasses_pos_session_picNo.jpg``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.data.csv_manifest import read_csv_manifest
+from harness.data.registry import register_dataset
+from harness.data.sample import validate_manifest
+from harness.paths import DataMissingError
+
+HOW_TO_OBTAIN = (
+    "NUAA Photograph Imposter Database: request it from its authors (Tan, Li, Liu, Jiang, ECCV 2010; "
+    "research use); expected layout: <root>/ClientRaw/<id>/*.jpg, <root>/ImposterRaw/<id>/*.jpg and the "
+    "official lists client_{train,test}_raw.txt, imposter_{train,test}_raw.txt (or a labels.csv). "
+    "The test copy lives at $HARNESS_SHARED/datasets/nuaa. See datasets/README.md."
+)
+
+
+def _from_official_lists(root: Path) -> pd.DataFrame:
+    rows = []
+    for cls, label, species in (("client", "bona_fide", "none"), ("imposter", "attack", "print_photo")):
+        for split in ("train", "test"):
+            lst = next((p for p in (root / f"{cls}_{split}_raw.txt", root / "original_lists" / f"{cls}_{split}_raw.txt") if p.is_file()), None)
+            if lst is None:
+                raise DataMissingError(f"NUAA list {cls}_{split}_raw.txt not found under {root}. {HOW_TO_OBTAIN}")
+            folder = root / ("ClientRaw" if cls == "client" else "ImposterRaw")
+            if not folder.is_dir():
+                folder = root / "images" / folder.name
+            for line in lst.read_text(errors="replace").splitlines():
+                rel = line.strip().replace("\\", "/")
+                if not rel:
+                    continue
+                codes = Path(rel).stem.split("_")
+                meta = dict(glasses="unknown", pos_code="", session="", frame_no=-1)
+                if len(codes) == 5 and all(c.isdigit() for c in codes):  # ID_glasses_pos_session_picNo
+                    _, glasses, pos, session, pic = codes
+                    meta = dict(glasses="with_glasses" if glasses == "00" else "no_glasses", pos_code=pos,
+                                session=session, frame_no=int(pic))
+                rows.append(dict(
+                    sample_id=f"{folder.name}/{rel}", path=str(folder / rel), frame=-1,
+                    subject=f"nuaa_{rel.split('/')[0]}", label=label, species=species, split=split, **meta,
+                ))
+    return validate_manifest(pd.DataFrame(rows), source=str(root))
+
+
+@register_dataset("nuaa")
+def load_nuaa(root: str, list: str | None = "labels.csv", **_) -> pd.DataFrame:  # noqa: A002 - config key
+    """NUAA manifest from ``root``. ``list``: a labels CSV inside root (None = use the official lists)."""
+    root_p = Path(root)
+    if not root_p.is_dir():
+        raise DataMissingError(f"NUAA dataset not found at {root_p}. {HOW_TO_OBTAIN}")
+    if list:
+        csv = root_p / list
+        if csv.is_file():
+            df = read_csv_manifest(csv, how_to_obtain=HOW_TO_OBTAIN)
+            df["sample_id"] = [Path(p).relative_to(root_p.resolve()).as_posix() for p in df["path"]]
+            return df
+        if list != "labels.csv":
+            raise DataMissingError(f"NUAA list {csv} not found. {HOW_TO_OBTAIN}")
+    return _from_official_lists(root_p)

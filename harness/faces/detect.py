@@ -1,0 +1,88 @@
+"""Batched face detection with facenet-pytorch's MTCNN: box, probability and 5 landmarks per image.
+
+MTCNN needs equal image sizes within a batch, so :meth:`MTCNNDetector.detect` groups images by size. When
+several faces are found, the largest box (area) is kept (NUAA frames contain bystanders); no face = failure
+to acquire (``None``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    box: np.ndarray  # (4,) x1, y1, x2, y2 in pixels
+    prob: float
+    landmarks: np.ndarray  # (5, 2), see harness.models.base for the order
+    n_faces: int
+
+    def to_array(self) -> np.ndarray:
+        return np.concatenate([self.box, [self.prob, self.n_faces], self.landmarks.ravel()]).astype(np.float64)
+
+    @staticmethod
+    def from_array(a: np.ndarray) -> "Detection":
+        a = np.asarray(a, dtype=np.float64)
+        return Detection(box=a[:4].copy(), prob=float(a[4]), n_faces=int(a[5]), landmarks=a[6:16].reshape(5, 2).copy())
+
+
+class MTCNNDetector:
+    """facenet-pytorch MTCNN (weights ship in its wheel) run in size-grouped batches."""
+
+    def __init__(self, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
+                 min_prob: float = 0.0, batch_size: int = 16, device: str = "cpu", **_):
+        from facenet_pytorch import MTCNN
+
+        self.config = dict(kind="mtcnn", min_face_size=int(min_face_size), thresholds=[float(t) for t in thresholds],
+                           factor=float(factor), min_prob=float(min_prob), select="largest",
+                           facenet_pytorch=metadata.version("facenet-pytorch"))
+        self.batch_size = int(batch_size)
+        self.min_prob = float(min_prob)
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), factor=factor,
+                           post_process=False, device=torch.device(device))
+
+    @property
+    def detector_id(self) -> str:
+        return "mtcnn-" + hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _pick(self, boxes, probs, points) -> Detection | None:
+        if boxes is None or len(boxes) == 0:
+            return None
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+        keep = probs >= self.min_prob
+        if not keep.any():
+            return None
+        boxes, probs, points = boxes[keep], probs[keep], points[keep]
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        i = int(np.argmax(area))
+        return Detection(box=boxes[i], prob=float(probs[i]), landmarks=points[i], n_faces=int(len(boxes)))
+
+    def detect(self, images: list[np.ndarray]) -> list[Detection | None]:
+        """RGB uint8 HxWx3 images (any mix of sizes) -> one Detection or None (no face) per image, in order."""
+        out: list[Detection | None] = [None] * len(images)
+        groups: dict[tuple, list[int]] = {}
+        for i, im in enumerate(images):
+            groups.setdefault(im.shape, []).append(i)
+        for idx in groups.values():
+            for s in range(0, len(idx), self.batch_size):
+                chunk = idx[s:s + self.batch_size]
+                batch = torch.from_numpy(np.stack([images[i] for i in chunk]))  # BHWC, 0..255
+                with torch.inference_mode():
+                    boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
+                for j, i in enumerate(chunk):
+                    out[i] = self._pick(boxes[j], probs[j], points[j])
+        return out
+
+
+def build_detector(name: str = "mtcnn", **kwargs) -> MTCNNDetector:
+    if name != "mtcnn":
+        raise KeyError(f"unknown detector {name!r}; known: ['mtcnn'] (config key detector.name)")
+    return MTCNNDetector(**kwargs)

