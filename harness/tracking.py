@@ -50,14 +50,14 @@ def resolve_uri(uri: str | None) -> str:
 
 
 def metrics_from_summary(summary_metrics: dict) -> dict[str, float]:
-    """Numeric leaves of the summary's metric tree, with ``/``-joined names (``verif/eval/eer/value``...)."""
+    """Numeric leaves of ``{partition: {group: ...}}`` as ``group/partition/...`` names (``verif/eval/eer/value``)."""
     out = {}
-    for k, v in flatten(summary_metrics).items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        if v != v or v in (float("inf"), float("-inf")):
-            continue
-        out[k.replace(".", "/")] = float(v)
+    for part, groups in summary_metrics.items():
+        for group, tree in groups.items():
+            for k, v in flatten(tree).items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+                    continue
+                out[f"{group}/{part}/{k.replace('.', '/')}"] = float(v)
     return out
 
 

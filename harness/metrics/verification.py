@@ -315,7 +315,9 @@ def eer_rocch(negatives: Any, positives: Any) -> float:
     """EER on the ROC convex hull (as in bob.measure's ``eer_rocch``): where the hull crosses FMR = FNMR.
 
     The hull's vertices are achievable operating points and the points on its edges are achievable by
-    randomising between the two end thresholds, so this EER is never above :func:`eer`'s.
+    randomising between the two end thresholds. It is never above ``max(FMR, FNMR)`` at any threshold (in
+    particular at :func:`eer`'s), but it can be above :func:`eer`'s mean ``(FMR+FNMR)/2`` when the ROC has a big
+    step at the crossing (e.g. negatives [0], positives [0, 1]: eer 0.25, rocch 1/3).
     """
     hx, hy = rocch(negatives, positives)
     d = hy - hx  # starts >= 0 at fmr = 0, ends at -1 at fmr = 1

@@ -1,10 +1,10 @@
 """Enrolment templates and trials: genuine, zero-effort impostor, and attack-vs-enrolment.
 
 * Enrolment: each subject's bona fide samples selected by the protocol (``mode: field`` - a manifest column
-  takes one of ``values``, e.g. NUAA sessions 01-02 = split ``train``; ``mode: first_k`` - the first ``k``
+  takes one of ``enrol_in``, e.g. NUAA sessions 01-02 = split ``train``; ``mode: first_k`` - the first ``k``
   bona fide samples of each subject by sample_id). Template = mean of the enrolment embeddings (L2-normalised
   first for cosine models). A subject whose enrolment samples all failed is a failure to enrol.
-* Probes: every other sample (``mode: field``: those whose column takes one of ``probe_values``).
+* Probes: every other sample (``mode: field``: those whose column takes one of ``probe_in``).
 * Trials: genuine = bona fide probe vs its own subject's template; zero-effort impostor = bona fide probe vs
   every other enrolled subject's template *in the same partition*; attack = attack probe vs the template of
   the subject it impersonates (the fraud a stolen photo enables).
@@ -52,8 +52,8 @@ def split_enrol_probe(samples: pd.DataFrame, enrol: dict) -> tuple[pd.Series, pd
         if col not in samples.columns:
             raise KeyError(f"protocol.enrol.field {col!r} is not a manifest column (have {list(samples.columns)})")
         vals = samples[col].astype(str)
-        is_enrol = bona & vals.isin(_as_str_list(enrol["values"]))
-        probe_vals = enrol.get("probe_values")
+        is_enrol = bona & vals.isin(_as_str_list(enrol["enrol_in"]))
+        probe_vals = enrol.get("probe_in")
         is_probe = vals.isin(_as_str_list(probe_vals)) if probe_vals is not None else ~is_enrol
         return is_enrol, is_probe & ~is_enrol
     if mode == "first_k":
