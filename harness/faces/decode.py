@@ -37,3 +37,12 @@ def decode_image(data: bytes, path: str = "<bytes>") -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 8:
         raise DecodeError(f"unusable image {path}: shape {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+def decode_sample(data: bytes, path: str, frame: int = -1) -> np.ndarray:
+    """One sample's RGB uint8 image: a still image (``frame == -1``) or frame ``frame`` of a video file."""
+    if frame is None or int(frame) < 0:
+        return decode_image(data, path)
+    from harness.data.video import decode_frame  # video support lives with the dataset adapters
+
+    return decode_frame(data, path, int(frame))

@@ -58,6 +58,14 @@ def _max_count(target: float, n: int) -> int:
     return k
 
 
+def _needed(c: float, target: float) -> int | None:
+    """``ceil(c / target)``: how many trials a target needs (None when the target is 0 or absurdly small)."""
+    if target <= 0:
+        return None
+    v = c / target
+    return math.ceil(v) if math.isfinite(v) else None
+
+
 def _ordinal(i: int) -> str:
     suffix = "th" if 10 <= i % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(i % 10, "th")
     return f"{i}{suffix}"
@@ -143,7 +151,7 @@ def threshold_for_fmr(negatives: Any, target: float, alpha: float = 0.05) -> Thr
             f"target FMR {tgt:g} is below 1/N = 1/{n}: on {n} negatives it can only be met by rejecting every "
             f"negative (threshold just above the highest negative score {float(v):.9g}); FMR 0/{n} does not show "
             f"the true FMR is <= {tgt:g} (95% upper bound {format_percent(achieved.hi)}, rule of 3: "
-            f"<= {format_percent(rule_of_three(n))}); need >= {math.ceil(3 / tgt) if tgt > 0 else 'inf'} negatives"
+            f"<= {format_percent(rule_of_three(n))}); need >= {_needed(3, tgt) or 'infinitely many'} negatives"
         )
         return ThresholdChoice(thr, achieved, tgt, False, note)
     note = f"threshold = next float above the {_ordinal(k + 1)} highest negative score ({float(v):.9g}); FMR {achieved}"
@@ -186,33 +194,52 @@ def roc_counts(negatives: Any, positives: Any) -> tuple[np.ndarray, np.ndarray, 
     Returns ``(thresholds, n_false_match, n_false_non_match)``: thresholds in decreasing order, starting with
     ``+inf`` (reject all: 0 false matches, ``N_pos`` false non-matches) followed by every distinct score of
     either class; ``n_false_match[i] = #{neg >= thresholds[i]}``, ``n_false_non_match[i] = #{pos < thresholds[i]}``.
-    Cost: two sorts and one merge-sort of the concatenation, one ``searchsorted``; no binning.
+
+    Method (exact, no binning): sort the pooled scores once; the first occurrence ``idx_j`` of each distinct value
+    ``u_j`` counts the scores below it; the smaller class is located in ``u`` by ``searchsorted`` and its
+    per-value counts are cumulated; the other class follows by subtraction. Large temporaries are few, because
+    on many machines touching fresh memory costs as much as the arithmetic.
     """
     neg, pos = _pair(negatives, positives)
     nn, npos = neg.size, pos.size
-    neg = np.sort(neg)
-    pos = np.sort(pos)
     allv = np.concatenate((neg, pos))
-    allv.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
+    allv.sort()
     first = np.empty(allv.size, dtype=bool)
     first[0] = True
     np.not_equal(allv[1:], allv[:-1], out=first[1:])
     idx = np.flatnonzero(first)  # idx[j] = #{all scores < u_j}
-    u = allv[idx]
-    del allv, first
-    fr = np.searchsorted(pos, u, side="left")  # #{pos < u_j}
-    fa = nn - (idx - fr)  # #{neg >= u_j} = N_neg - #{neg < u_j}
-    del idx
-    m = u.size + 1
-    thresholds = np.empty(m, dtype=u.dtype)
+    del first
+    U = idx.size
+    m = U + 1
+    rev = idx[::-1]
+    thresholds = np.empty(m, dtype=allv.dtype)
     thresholds[0] = np.inf
-    thresholds[1:] = u[::-1]
-    n_fa = np.empty(m, dtype=np.int64)
-    n_fa[0] = 0
-    n_fa[1:] = fa[::-1]
-    n_fr = np.empty(m, dtype=np.int64)
-    n_fr[0] = npos
-    n_fr[1:] = fr[::-1]
+    np.take(allv, rev, out=thresholds[1:])
+    u_desc = thresholds[1:]
+    del allv
+    # position p >= 1 of the outputs holds u_j with j = U - p (descending order)
+    if npos <= nn:
+        # #pos < u_j = #{pos with index j' < j}; with q = U - 1 - j' this is #{q >= p}: a suffix sum
+        j = np.searchsorted(u_desc[::-1], np.sort(pos), side="left")
+        n_fr = np.bincount(U - 1 - j, minlength=m).astype(np.int64, copy=False)
+        del j
+        np.cumsum(n_fr[::-1], out=n_fr[::-1])
+        # #neg >= u_j = N_neg - (#all < u_j - #pos < u_j)
+        n_fa = np.empty(m, dtype=np.int64)
+        n_fa[0] = 0
+        np.subtract(n_fr[1:], rev, out=n_fa[1:])
+        n_fa[1:] += nn
+    else:
+        # #neg >= u_j = #{neg with j' >= j}; with r = U - j' this is #{r <= p}: a prefix sum
+        j = np.searchsorted(u_desc[::-1], np.sort(neg), side="left")
+        n_fa = np.bincount(U - j, minlength=m).astype(np.int64, copy=False)
+        del j
+        np.cumsum(n_fa, out=n_fa)
+        # #pos < u_j = #all < u_j - #neg < u_j = idx_j - (N_neg - #neg >= u_j)
+        n_fr = np.empty(m, dtype=np.int64)
+        n_fr[0] = npos
+        np.add(rev, n_fa[1:], out=n_fr[1:])
+        n_fr[1:] -= nn
     return thresholds, n_fa, n_fr
 
 
@@ -358,8 +385,8 @@ def fnmr_at_fmr_table(
             "fnmr": fnmr if ch.reachable else None,
             "measurable": ch.reachable,
             "note": ch.note,
-            "min_negatives": math.ceil(1 / ch.target) if ch.target > 0 else None,
-            "rule_of_3_negatives": math.ceil(3 / ch.target) if ch.target > 0 else None,
+            "min_negatives": _needed(1, ch.target),
+            "rule_of_3_negatives": _needed(3, ch.target),
         }
         if not ch.reachable:
             row["fnmr_at_reject_all_negatives"] = fnmr

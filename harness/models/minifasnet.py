@@ -254,7 +254,10 @@ def crop_scaled(frame: np.ndarray, box_xyxy, scale: float, out_hw: tuple[int, in
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 frame, got shape {frame.shape}")
     h, w = frame.shape[:2]
-    x1, y1, x2, y2 = get_new_box(w, h, xyxy_to_xywh(box_xyxy), scale)
+    xywh = xyxy_to_xywh(box_xyxy)
+    if xywh[2] <= 0 or xywh[3] <= 0:
+        raise ValueError(f"degenerate face box {np.asarray(box_xyxy).tolist()} -> [x, y, w, h] {xywh}")
+    x1, y1, x2, y2 = get_new_box(w, h, xywh, scale)
     patch = frame[y1:y2 + 1, x1:x2 + 1]
     return cv2.resize(patch, (out_hw[1], out_hw[0]))
 

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.faces.align import warp_to_template
-from harness.faces.decode import DecodeError, content_hash, decode_image, read_bytes
+from harness.faces.decode import DecodeError, content_hash, decode_sample, read_bytes
 from harness.faces.detect import Detection, MTCNNDetector
 from harness.models.base import Embedder, PADModel
 from harness.scoring.cache import ScoreCache, cache_key
@@ -91,7 +91,7 @@ def score_manifest(
         images: dict[int, np.ndarray] = {}
         for i in need_image:
             try:
-                images[i] = decode_image(blobs[i], manifest.at[i, "path"])
+                images[i] = decode_sample(blobs[i], manifest.at[i, "path"], frame[i])
             except DecodeError as e:
                 status[i], reason[i] = "rejected", str(e)
         blobs.clear()

@@ -1,0 +1,227 @@
+"""What the database adapters share: problems found in a dataset root, and the manifest builder.
+
+An adapter walks a database's own layout and protocol files and calls :meth:`ManifestBuilder.add` once per
+file. The builder expands videos into one row per sampled frame, records every problem (missing file,
+unreadable video, empty class, subject leak, a name or protocol line it cannot parse) with its path, and at
+:meth:`~ManifestBuilder.build` either raises :class:`DatasetProblemsError` listing them (``on_problem:
+error``, the default) or keeps going (``on_problem: warn``): a missing or unreadable file then stays in the
+manifest as one row, which the scoring engine rejects with the reason, so it is counted, never dropped. The
+problems are in ``manifest.attrs["problems"]``; ``python -m harness.data.check`` prints them all.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness.data.sample import LABELS, ManifestError, validate_manifest
+from harness.data.video import FrameSampling, is_video, probe_video
+from harness.faces.decode import DecodeError
+from harness.paths import DataMissingError
+
+ON_PROBLEM = ("error", "warn")
+#: Metadata columns every adapter fills ("" when the database does not record it), for per-condition breakdowns.
+META_COLUMNS = ("device", "session", "lighting", "scenario", "attack_type")
+#: Columns describing video samples.
+VIDEO_COLUMNS = ("video", "video_frames", "fps")
+
+
+class LayoutError(DataMissingError):
+    """The dataset root exists but is not laid out as the database ships; names what was looked for."""
+
+
+class DatasetProblemsError(ManifestError):
+    """The dataset has problems (missing files, unreadable videos, subject leaks...); the message lists them."""
+
+    def __init__(self, message: str, problems: list[Problem]):
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing_file | unreadable_video | empty_class | subject_leak | unparsed_name | protocol_mismatch | unexpected_entry
+    message: str
+    paths: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["paths"] = list(self.paths)
+        return d
+
+
+def format_problems(problems: list[Problem], limit: int = 12) -> str:
+    lines = [f"  - {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    return "\n".join(lines)
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a protocol/list file (any line ending, BOM tolerated)."""
+    text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def require_root(root: str | Path | None, dataset: str, how_to_obtain: str) -> Path:
+    """The dataset root as a Path, or :class:`DataMissingError` naming it and how to obtain the database."""
+    if root is None or str(root).strip() in ("", "???"):
+        raise DataMissingError(f"{dataset}: no dataset root configured: set dataset.root=<path>. {how_to_obtain}")
+    p = Path(str(root)).expanduser()
+    if not p.is_dir():
+        raise DataMissingError(f"{dataset} dataset not found at {p}. {how_to_obtain}")
+    return p
+
+
+def find_dir(root: Path, names: tuple[str, ...] | list[str], depth: int = 2) -> Path | None:
+    """The first directory under ``root`` (itself included, up to ``depth`` levels down) whose name is in ``names``
+    (case-insensitive), breadth first."""
+    want = {n.lower() for n in names}
+    level = [root]
+    for _ in range(depth + 1):
+        nxt = []
+        for d in level:
+            if d.name.lower() in want and d != root:
+                return d
+            try:
+                nxt.extend(sorted(c for c in d.iterdir() if c.is_dir()))
+            except OSError:
+                continue
+        for d in nxt:
+            if d.name.lower() in want:
+                return d
+        level = nxt
+    return None
+
+
+def find_file(root: Path, names: tuple[str, ...] | list[str], depth: int = 2) -> Path | None:
+    """The first file under ``root`` (up to ``depth`` levels down) whose name is in ``names`` (case-insensitive)."""
+    want = {n.lower() for n in names}
+    level = [root]
+    for _ in range(depth + 1):
+        nxt = []
+        for d in level:
+            try:
+                entries = sorted(d.iterdir())
+            except OSError:
+                continue
+            for c in entries:
+                if c.is_file() and c.name.lower() in want:
+                    return c
+                if c.is_dir():
+                    nxt.append(c)
+        level = nxt
+    return None
+
+
+@dataclass
+class ManifestBuilder:
+    """Collects rows and problems for one dataset root; see the module docstring."""
+
+    dataset: str
+    root: Path
+    how_to_obtain: str = ""
+    frames: FrameSampling | dict | str | None = None
+    rows: list[dict] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self.frames = FrameSampling.parse(self.frames)
+
+    def problem(self, kind: str, message: str, *paths) -> None:
+        self.problems.append(Problem(kind, message, tuple(str(p) for p in paths)))
+
+    def rel(self, path: Path) -> str:
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+    def add(self, path: str | Path, subject: str, label: str, species: str, split: str,
+            sampling: FrameSampling | None = None, **meta) -> int:
+        """Add one file (a still image, or a video expanded to its sampled frames). Returns the rows added."""
+        path = Path(path)
+        rel = self.rel(path)
+        base = dict(subject=str(subject), label=label, species=species, split=str(split))
+        for c in META_COLUMNS:
+            v = meta.pop(c, None)
+            base[c] = "" if v is None else str(v)
+        base.update(meta)
+        if not is_video(path):
+            if not path.is_file():
+                self.problem("missing_file", f"{path} (subject {subject}, {label}, split {split})", path)
+            self.rows.append(dict(sample_id=rel, path=os.path.abspath(path), frame=-1, video="", video_frames=0,
+                                  fps=0.0, **base))
+            return 1
+        if not path.is_file():
+            self.problem("missing_file", f"{path} (subject {subject}, {label}, split {split})", path)
+            info = None
+        else:
+            try:
+                info = probe_video(path)
+            except DecodeError as e:
+                self.problem("unreadable_video", str(e), path)
+                info = None
+        if info is None:  # keep it, as one row the engine will reject with the reason
+            self.rows.append(dict(sample_id=f"{rel}#0", path=os.path.abspath(path), frame=0, video=rel, video_frames=0,
+                                  fps=0.0, **base))
+            return 1
+        idx = (sampling or self.frames).indices(info.frames)
+        for i in idx:
+            self.rows.append(dict(sample_id=f"{rel}#{i}", path=os.path.abspath(path), frame=int(i), video=rel,
+                                  video_frames=info.frames, fps=round(info.fps, 3), **base))
+        return len(idx)
+
+    def build(self, on_problem: str = "error", subject_disjoint: bool = True,
+              expected_splits: list[str] | tuple[str, ...] | None = None,
+              expected_labels: tuple[str, ...] = LABELS) -> pd.DataFrame:
+        """The validated manifest; checks subject leaks and empty classes, then raises or warns per ``on_problem``."""
+        from harness.data.splits import find_subject_leaks
+
+        if on_problem not in ON_PROBLEM:
+            raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
+        if not self.rows:
+            raise LayoutError(
+                f"{self.dataset}: no samples found under {self.root}; is this the database's root folder? "
+                f"{self.how_to_obtain}")
+        df = pd.DataFrame(self.rows)
+        for c in (*META_COLUMNS, "video"):
+            df[c] = df[c].fillna("").astype(str)
+        extra = [c for c in df.columns if c not in (*META_COLUMNS, "video", "video_frames", "fps", "frame")]
+        for c in extra:
+            if df[c].dtype == object:
+                df[c] = df[c].fillna("")
+        if subject_disjoint:
+            self.problems.extend(find_subject_leaks(df))
+        for split in (expected_splits if expected_splits is not None else sorted(df["split"].unique())):
+            in_split = df[df["split"] == split]
+            for label in expected_labels:
+                if not (in_split["label"] == label).any():
+                    self.problem("empty_class", f"no {label} samples in split {split!r} of {self.dataset} under "
+                                                f"{self.root}", self.root)
+        df = validate_manifest(df, source=f"{self.dataset} at {self.root}")
+        df.attrs["dataset"] = self.dataset
+        df.attrs["root"] = str(self.root)
+        df.attrs["frames"] = self.frames.describe()
+        df.attrs["problems"] = [p.as_dict() for p in self.problems]
+        if self.problems:
+            msg = (f"{self.dataset} at {self.root}: {len(self.problems)} problem(s):\n{format_problems(self.problems)}\n"
+                   f"(python -m harness.data.check lists them all; dataset.on_problem=warn keeps going, with missing "
+                   f"or unreadable files counted as rejected samples)")
+            if on_problem == "error":
+                raise DatasetProblemsError(msg, list(self.problems))
+            warnings.warn(msg, stacklevel=3)
+        return df
+
+
+def problems_of(manifest: pd.DataFrame) -> list[Problem]:
+    """The problems an adapter recorded for ``manifest`` (empty for adapters that do not record any)."""
+    return [Problem(p["kind"], p["message"], tuple(p.get("paths", ()))) for p in manifest.attrs.get("problems", [])]

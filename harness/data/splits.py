@@ -1,0 +1,66 @@
+"""Splits: the database's official protocol where it has one, else a seeded subject-disjoint dev/eval split.
+
+* :func:`seeded_subject_split` - ``{subject: 'dev'|'eval'}``, the same assignment as the trials builder's
+  partition (:func:`harness.protocols.trials.subject_partition`) for the same fraction and seed.
+* :func:`find_subject_leaks` - every subject found in more than one split (forbidden by every subject-disjoint
+  protocol), each reported with its files per split.
+* :func:`check_subject_disjoint` - the same, raising :class:`SubjectLeakError`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.data.common import DatasetProblemsError, Problem, format_problems
+
+
+class SubjectLeakError(DatasetProblemsError):
+    """A subject appears in two splits of a protocol that keeps subjects disjoint; names the subject and files."""
+
+
+def seeded_subject_split(subjects, dev_fraction: float = 0.5, seed: int = 0) -> dict[str, str]:
+    """Seeded, subject-disjoint ``dev``/``eval`` split (identical to the trials builder's partition)."""
+    from harness.protocols.trials import subject_partition
+
+    if not 0.0 <= float(dev_fraction) <= 1.0:
+        raise ValueError(f"dev_fraction must be in [0, 1], got {dev_fraction}")
+    return subject_partition(subjects, float(dev_fraction), int(seed))
+
+
+def assign_seeded_split(df: pd.DataFrame, dev_fraction: float = 0.5, seed: int = 0, column: str = "split") -> pd.DataFrame:
+    part = seeded_subject_split(df["subject"], dev_fraction, seed)
+    out = df.copy()
+    out[column] = out["subject"].map(part)
+    return out
+
+
+def _examples(files: pd.Series, k: int = 2) -> str:
+    vals = list(dict.fromkeys(files))
+    s = ", ".join(vals[:k])
+    return s + (f" (+{len(vals) - k} more)" if len(vals) > k else "")
+
+
+def find_subject_leaks(df: pd.DataFrame, split_col: str = "split", ignore_splits=()) -> list[Problem]:
+    """One problem per subject present in more than one split, naming the subject and its files in each split."""
+    d = df[~df[split_col].isin(list(ignore_splits))]
+    if d.empty:
+        return []
+    file_col = "video" if "video" in d.columns else "path"
+    files = d[file_col].where(d[file_col].astype(str) != "", d["path"]) if file_col == "video" else d["path"]
+    d = d.assign(_file=files)
+    n_splits = d.groupby("subject")[split_col].nunique()
+    out = []
+    for subj in sorted(n_splits[n_splits > 1].index):
+        g = d[d["subject"] == subj]
+        parts, paths = [], []
+        for split, gg in g.groupby(split_col):
+            parts.append(f"{split} ({gg['_file'].nunique()} file(s), e.g. {_examples(gg['_file'])})")
+            paths.extend(list(dict.fromkeys(gg["path"]))[:2])
+        out.append(Problem("subject_leak", f"subject {subj} appears in splits " + " and ".join(parts), tuple(paths)))
+    return out
+
+
+def check_subject_disjoint(df: pd.DataFrame, split_col: str = "split", source: str = "manifest") -> None:
+    leaks = find_subject_leaks(df, split_col)
+    if leaks:
+        raise SubjectLeakError(f"{source}: {len(leaks)} subject(s) in more than one split:\n{format_problems(leaks)}", leaks)

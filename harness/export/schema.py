@@ -1,0 +1,182 @@
+"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 1.0. Pure data: no imports beyond stdlib.
+
+Version policy: a change that an older runtime could misread (a renamed or re-interpreted field, a new decision
+rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = "1.0"
+
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_RATE = {
+    "type": "object",
+    "required": ["k", "n", "value", "lo", "hi"],
+    "properties": {
+        "k": {"type": "integer", "minimum": 0},
+        "n": {"type": "integer", "minimum": 1},
+        "value": {"type": "number", "minimum": 0, "maximum": 1},
+        "lo": {"type": "number", "minimum": 0, "maximum": 1},
+        "hi": {"type": "number", "minimum": 0, "maximum": 1},
+        "method": {"type": "string"},
+        "alpha": {"type": "number"},
+        "confidence": {"type": "number"},
+    },
+}
+_BAND = {
+    "type": "object",
+    "required": ["accept_at_or_above", "reject_below"],
+    "properties": {"accept_at_or_above": {"type": "number"}, "reject_below": {"type": "number"}},
+    "additionalProperties": False,
+}
+#: one sha256, or several joined by "+" (an ensemble's members, in order)
+_WEIGHTS_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}(\\+[0-9a-f]{64})*$"}
+_MODEL = {
+    "type": "object",
+    "required": ["name", "weights_sha256", "preprocessing"],
+    "properties": {"name": {"type": "string"}, "weights_sha256": _WEIGHTS_SHA256, "preprocessing": {}},
+}
+_INT_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+_NUM_LIST = {"type": "array", "items": {"type": "number"}}
+
+SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:face-pad-harness:operating-point:1.0",
+    "title": "face-pad-harness operating point",
+    "type": "object",
+    "required": [
+        "schema_version", "kind", "created_at", "harness_version", "git_sha", "deployable", "decision_rule", "models",
+        "thresholds", "policy", "expected_rates_on_eval", "standards", "dataset", "lookup", "config", "content_sha256",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "kind": {"const": "face-pad-harness/operating-point"},
+        "created_at": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"},
+        "harness_version": {"type": "string"},
+        "git_sha": {"type": "string"},
+        "deployable": {"type": "boolean"},
+        "not_deployable_because": {"type": "array", "items": {"type": "string"}},
+        "decision_rule": {"type": "string"},
+        "models": {
+            "type": "object",
+            "required": ["embedder", "pad"],
+            "properties": {"embedder": _MODEL, "pad": _MODEL, "detector": {"type": "object"}},
+        },
+        "thresholds": {
+            "type": "object",
+            "required": ["t_match", "t_pad", "bands", "review_band", "selected_on", "selected_on_eval_data", "policy",
+                         "notes"],
+            "properties": {
+                "t_match": _NUM_OR_NULL,
+                "t_pad": _NUM_OR_NULL,
+                "bands": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {"type": "object", "required": ["match", "pad"], "additionalProperties": False,
+                         "properties": {"match": _BAND, "pad": _BAND}},
+                    ]
+                },
+                "review_band": {"type": "boolean"},
+                "selected_on": {"enum": ["dev", "eval"]},
+                "selected_on_eval_data": {"type": "boolean"},
+                "policy": {"type": "string"},
+                "notes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "policy": {
+            "type": "object",
+            "required": ["name", "inputs", "selected_on", "selected_on_eval_data", "supported", "selection"],
+            "properties": {
+                "name": {"enum": ["target_rates", "eer", "min_cost", "bands", "joint"]},
+                "inputs": {"type": "object"},
+                "selected_on": {"enum": ["dev", "eval"]},
+                "selected_on_eval_data": {"type": "boolean"},
+                "supported": {"type": "boolean"},
+                "selection": {"type": "object"},
+                "notes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "expected_rates_on_eval": {
+            "type": "object",
+            "required": ["partition", "selected_on_same_data"],
+            "properties": {
+                "partition": {"enum": ["dev", "eval"]},
+                "selected_on_same_data": {"type": "boolean"},
+                "verif": {"type": "object"},
+                "pad": {"type": "object"},
+                "system": {"type": "object"},
+                "decisions": {"type": "object"},
+            },
+        },
+        "standards": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "title", "source", "verdict", "criteria"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "title": {"type": "string"},
+                    "source": {"type": "string"},
+                    "verdict": {"enum": ["pass", "fail", "insufficient evidence", "not evaluated"]},
+                    "criteria": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "verdict", "reason"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "verdict": {"enum": ["pass", "fail", "insufficient evidence", "not evaluable"]},
+                                "reason": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "dataset": {
+            "type": "object",
+            "required": ["name", "manifest_sha256", "samples"],
+            "properties": {
+                "name": {"type": "string"},
+                "manifest_sha256": _SHA256,
+                "samples": {"type": "integer", "minimum": 0},
+                "subjects": {"type": "integer", "minimum": 0},
+                "partitions": {"type": "object"},
+                "counts": {"type": "object"},
+            },
+        },
+        "lookup": {
+            "type": "object",
+            "required": ["partition"],
+            "properties": {
+                "partition": {"enum": ["dev", "eval"]},
+                "match": {
+                    "type": ["object", "null"],
+                    "required": ["score", "fmr_k", "n_impostor", "exact"],
+                    "properties": {
+                        "score": _NUM_LIST, "fmr_k": _INT_LIST, "fnmr_k": _INT_LIST, "fmr_ci": {"type": "array"},
+                        "n_impostor": {"type": "integer", "minimum": 1}, "n_genuine": {"type": ["integer", "null"]},
+                        "exact": {"type": "boolean"},
+                    },
+                },
+                "pad": {
+                    "type": ["object", "null"],
+                    "required": ["score", "species", "exact"],
+                    "properties": {
+                        "score": _NUM_LIST,
+                        "species": {"type": "object", "additionalProperties": {
+                            "type": "object", "required": ["n", "apcer_k"],
+                            "properties": {"n": {"type": "integer", "minimum": 1}, "apcer_k": _INT_LIST}}},
+                        "bpcer_k": _INT_LIST,
+                        "n_bona_fide": {"type": ["integer", "null"]},
+                        "exact": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+        "config": {"type": "object"},
+        "content_sha256": _SHA256,
+    },
+}
