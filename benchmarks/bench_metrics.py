@@ -144,7 +144,11 @@ def check_agreement(n: int = 10**6) -> str:
 
 
 def fmt(x: float | None, unit: str) -> str:
-    return "—" if x is None else f"{x:.2f} {unit}"
+    if x is None:
+        return "—"
+    if unit == "s" and x < 0.1:
+        return f"{1000 * x:.1f} ms"
+    return f"{x:.2f} {unit}"
 
 
 def main() -> None:

@@ -198,7 +198,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     tr.trials.to_csv(out_dir / "trials.csv", index=False)
 
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
-    op = choose_thresholds(tr.trials, tr.probes, policy)
+    op = choose_thresholds(tr.trials, tr.probes, policy,
+                           standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
     metrics = {part: evaluate_partition(tr.trials, tr.probes, part, op["t_match"], op["t_pad"]) for part in ("dev", "eval")}
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
@@ -244,23 +245,20 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "metrics": metrics,
     })
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    doc = build_operating_point(
-        config=OmegaConf.to_container(cfg, resolve=True),
-        models=models,
-        thresholds={"t_match": op["t_match"], "t_pad": op["t_pad"], "selected_on": op["selected_on"],
-                    "selected_on_eval_data": op["selected_on_eval_data"], "policy": op["policy"], "notes": op["notes"]},
-        eval_rates=_finite(json.loads(json.dumps({k: metrics["eval"][k].get("at_operating_point") for k in ("verif", "pad")} |
-                                                 {"system": metrics["eval"]["system"]}, default=_json_default))),
-        dataset=dataset_fp,
-    )
+    doc = build_operating_point(config=OmegaConf.to_container(cfg, resolve=True), models=models, op=op,
+                                dataset=dataset_fp, trials=tr.trials, probes=tr.probes)
     write_operating_point(doc, out_dir / "operating_point.json")
 
     if cfg.tracking.enabled:
+        from harness.export.mlflow_model import log_export
         from harness.tracking import log_run
 
         tags = {"dataset": cfg.dataset.name, "embedder": embedder.name, "pad": pad.name, "policy": cfg.policy.name,
                 "detector": cfg.detector.name, "git_sha": summary["run"]["git_sha"]}
         summary["run"]["mlflow_run_id"] = log_run(cfg, cfg.run_name, tags, summary, out_dir)
+        summary["run"]["operating_point_export"] = log_export(
+            summary["run"]["mlflow_run_id"], doc, out_dir / "operating_point.json", register_as=cfg.policy.get("register_as"),
+            alias=cfg.policy.get("register_alias") or "candidate")
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     print_summary(summary, out_dir)
     return summary

@@ -298,7 +298,8 @@ class OperatingPoint:
         bp = ""
         if nb:
             kb = t["bpcer_k"][j] if j < len(pts) else int(nb)
-            bp = f"; bona fide scoring below it: {kb}/{nb}" + ("" if exact else " (approx.)")
+            kb_lo = t["bpcer_k"][j - 1] if j > 0 else 0
+            bp = f"; bona fide presentations scoring below it: {self._rate_text(kb if exact else kb_lo, kb, int(nb), exact)}"
         return f"PAD score {p:.4g} ≈ APCER {', '.join(parts) or 'n/a'} on {self._where} (attacks scoring >= it){bp}"
 
     def evidence(self, match_score: Any = None, pad_score: Any = None) -> str:

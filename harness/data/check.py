@@ -101,7 +101,7 @@ def report(df: pd.DataFrame, problems: list[Problem], name: str = "", max_proble
         lines.append("no problems found")
     else:
         kinds = Counter(p.kind for p in problems)
-        lines.append(f"{len(problems)} problem(s): " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
+        lines.append(f"{len(problems)} problem(s): " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
         shown = problems if max_problems is None else problems[:max_problems]
         lines += [f"  - {p}" for p in shown]
         if len(shown) < len(problems):

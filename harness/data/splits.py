@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from harness.data.common import DatasetProblemsError, Problem, format_problems
@@ -19,12 +20,18 @@ class SubjectLeakError(DatasetProblemsError):
 
 
 def seeded_subject_split(subjects, dev_fraction: float = 0.5, seed: int = 0) -> dict[str, str]:
-    """Seeded, subject-disjoint ``dev``/``eval`` split (identical to the trials builder's partition)."""
-    from harness.protocols.trials import subject_partition
+    """Seeded, subject-disjoint ``dev``/``eval`` split.
 
+    The same assignment as :func:`harness.protocols.trials.subject_partition` (sorted subjects, permuted by
+    ``numpy.random.default_rng(seed)``, the first ``round(dev_fraction * n)`` to dev), repeated here so that
+    listing a dataset does not import the model stack; a test keeps the two equal.
+    """
     if not 0.0 <= float(dev_fraction) <= 1.0:
         raise ValueError(f"dev_fraction must be in [0, 1], got {dev_fraction}")
-    return subject_partition(subjects, float(dev_fraction), int(seed))
+    subs = sorted(set(subjects))
+    order = np.random.default_rng(int(seed)).permutation(len(subs))
+    n_dev = int(round(float(dev_fraction) * len(subs)))
+    return {subs[j]: ("dev" if r < n_dev else "eval") for r, j in enumerate(order)}
 
 
 def assign_seeded_split(df: pd.DataFrame, dev_fraction: float = 0.5, seed: int = 0, column: str = "split") -> pd.DataFrame:

@@ -104,9 +104,9 @@ class FrameSampling:
             unknown = set(spec) - {"mode", "n", "k", "max_frames"}
             if unknown:
                 raise ValueError(f"dataset.frames: unknown key(s) {sorted(unknown)}; allowed: mode, n, k, max_frames")
-            mf = spec.get("max_frames")
-            return cls(mode=str(spec.get("mode", "uniform")), n=int(spec.get("n", 10) or 10),
-                       k=int(spec.get("k", 1) or 1), max_frames=None if mf is None else int(mf))
+            mf, n, k = spec.get("max_frames"), spec.get("n"), spec.get("k")
+            return cls(mode=str(spec.get("mode", "uniform")), n=10 if n is None else int(n), k=1 if k is None else int(k),
+                       max_frames=None if mf is None else int(mf))
         raise ValueError(f"dataset.frames: expected a mapping or a string, got {type(spec).__name__}")
 
     def with_max_frames(self, max_frames: int | None) -> FrameSampling:

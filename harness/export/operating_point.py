@@ -1,21 +1,37 @@
 """``operating_point.json``: the thresholds handed to production, with the evidence behind them.
 
-Content sha256 = sha256 of the canonical JSON (sorted keys, no whitespace) of the document without its
-``content_sha256`` field.
+Versioned (:data:`SCHEMA_VERSION`, JSON Schema in :mod:`harness.export.schema`, validated with ``jsonschema``
+before writing). It holds: schema version, creation time, harness version and git sha, the resolved config, the
+models (name, weights sha256, preprocessing), the thresholds and review bands, the policy and its inputs, the
+expected rates on eval (k/n with intervals), the standards verdicts, the dataset fingerprint (manifest hash,
+counts), score -> FMR and PAD score -> APCER lookup tables, and ``content_sha256``.
+
+``content_sha256`` = sha256 of the canonical JSON (sorted keys, no whitespace, ASCII) of the document without
+that field; the file itself is written in one canonical indented form, so :mod:`harness.runtime` refuses a file
+in which any byte changed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from harness import __version__
 from harness.paths import REPO_ROOT
+from harness.runtime import canonical, content_sha256, serialize, verify_document
 
-SCHEMA_VERSION = "0.1"
+from .schema import SCHEMA, SCHEMA_VERSION
+
+__all__ = ["SCHEMA_VERSION", "git_sha", "canonical", "content_sha256", "build_operating_point", "validate",
+           "write_operating_point", "read_operating_point", "plain"]
+
+KIND = "face-pad-harness/operating-point"
 
 
 def git_sha() -> str:
@@ -26,31 +42,128 @@ def git_sha() -> str:
         return "unknown"
 
 
-def canonical(doc: dict) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+def plain(x: Any) -> Any:
+    """JSON-ready copy: numpy scalars/arrays -> Python, tuples -> lists, non-finite floats -> None."""
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [plain(v) for v in x.tolist()]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if hasattr(x, "to_dict"):
+        return plain(x.to_dict())
+    return x
 
 
-def content_sha256(doc: dict) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "content_sha256"})).hexdigest()
+def _decision_rule(bands: dict | None) -> str:
+    if not bands:
+        return "no thresholds: not deployable"
+    m, p = bands["match"], bands["pad"]
+    if m["reject_below"] == m["accept_at_or_above"] and p["reject_below"] == p["accept_at_or_above"]:
+        return ("accept iff match_score >= thresholds.t_match and pad_score >= thresholds.t_pad; otherwise reject "
+                "(no review band)")
+    return ("reject iff match_score < bands.match.reject_below or pad_score < bands.pad.reject_below; accept iff "
+            "match_score >= bands.match.accept_at_or_above (= t_match) and pad_score >= bands.pad.accept_at_or_above "
+            "(= t_pad); review otherwise")
 
 
-def build_operating_point(*, config: dict, models: dict, thresholds: dict, eval_rates: dict, dataset: dict) -> dict:
+def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict, trials: pd.DataFrame | None = None,
+                          probes: pd.DataFrame | None = None, created_at: str | None = None,
+                          max_lookup_points: int = 512) -> dict:
+    """Assemble the export from the chosen operating point ``op`` (:func:`harness.policy.choose_thresholds`).
+
+    ``trials`` / ``probes`` (the run's tables) give the dataset counts and the lookup tables on the reported
+    partition; without them those parts are empty.
+    """
+    from harness.export.lookup import lookup_tables
+    from harness.policy.data import score_sets
+
+    report = op.get("report") or {}
+    part = report.get("partition", "eval")
+    bands = op.get("bands")
+    not_deployable = []
+    if op.get("t_match") is None:
+        not_deployable.append("no match threshold could be chosen (see notes)")
+    if op.get("t_pad") is None:
+        not_deployable.append("no PAD threshold could be chosen (see notes)")
+    counts: dict[str, Any] = {}
+    lookup: dict[str, Any] = {"partition": part, "match": None, "pad": None}
+    if trials is not None and probes is not None:
+        for p in ("dev", "eval"):
+            counts[p] = score_sets(trials, probes, p).counts()
+        lookup = lookup_tables(score_sets(trials, probes, part), max_lookup_points)
+    policy_inputs = {k: v for k, v in (op.get("policy") or {}).items() if k not in ("name",)}
     doc = {
         "schema_version": SCHEMA_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "kind": KIND,
+        "created_at": created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "harness_version": __version__,
         "git_sha": git_sha(),
-        "decision_rule": "accept iff match_score >= t_match and pad_score >= t_pad",
+        "deployable": not not_deployable,
+        "not_deployable_because": not_deployable,
+        "decision_rule": _decision_rule(bands),
         "models": models,
-        "thresholds": thresholds,
-        "expected_rates_on_eval": eval_rates,
-        "dataset": dataset,
+        "thresholds": {
+            "t_match": op.get("t_match"),
+            "t_pad": op.get("t_pad"),
+            "bands": bands,
+            "review_band": bool(op.get("review_band", False)),
+            "selected_on": op["selected_on"],
+            "selected_on_eval_data": bool(op["selected_on_eval_data"]),
+            "policy": op.get("name") or (op.get("policy") or {}).get("name", "target_rates"),
+            "notes": list(op.get("notes", [])),
+        },
+        "policy": {
+            "name": op.get("name") or (op.get("policy") or {}).get("name", "target_rates"),
+            "inputs": policy_inputs,
+            "selected_on": op["selected_on"],
+            "selected_on_eval_data": bool(op["selected_on_eval_data"]),
+            "supported": bool(op.get("supported", False)),
+            "selection": op.get("selection", {}),
+            "on_selection_data": op.get("on_selection_data"),
+            "notes": list(op.get("notes", [])),
+        },
+        "expected_rates_on_eval": {"partition": part, "selected_on_same_data": op["selected_on"] == part,
+                                   **{k: v for k, v in (report.get("rates") or {}).items()
+                                      if k in ("verif", "pad", "system", "decisions", "counts", "t_match", "t_pad")}},
+        "standards": report.get("standards", []),
+        "dataset": dict(dataset) | {"counts": counts},
+        "lookup": lookup,
         "config": config,
     }
+    doc = plain(doc)
     doc["content_sha256"] = content_sha256(doc)
     return doc
 
 
+def validate(doc: dict) -> None:
+    """Raise ``ValueError`` naming the first schema violation."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.path) or "(top level)"
+        raise ValueError(f"operating point does not match schema {SCHEMA_VERSION} at {where}: {e.message}")
+
+
 def write_operating_point(doc: dict, path: Path) -> Path:
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
+    """Validate ``doc`` against the schema and write it in its canonical form."""
+    validate(doc)
+    if doc.get("content_sha256") != content_sha256(doc):
+        raise ValueError("content_sha256 does not match the document; rebuild it with build_operating_point")
+    path = Path(path)
+    path.write_bytes(serialize(doc).encode("ascii"))
     return path
+
+
+def read_operating_point(path: Path) -> dict:
+    """Read and verify (checksum, canonical form, schema) without model checks; raises on any problem."""
+    return verify_document(Path(path).read_bytes())

@@ -66,6 +66,8 @@ def roc_torch(negatives: Any, positives: Any, device: Any = None):
     import torch
 
     thr, n_fa, n_fr = roc_counts_torch(negatives, positives, device)
-    nn = int(n_fa[-1])
-    npos = int(n_fr[0])
+    # divide by 0-dim tensors on the same device: a Python-number divisor lets CUDA multiply by the reciprocal,
+    # which is off by one ulp from numpy's k / n
+    nn = n_fa[-1].to(torch.float64)
+    npos = n_fr[0].to(torch.float64)
     return thr, n_fa.to(torch.float64) / nn, n_fr.to(torch.float64) / npos

@@ -158,6 +158,10 @@ def min_cost(ss: ScoreSets, pol: dict) -> dict[str, Any]:
                 hi, lo = _solve(r, w, V, False)
                 notes.append("min_cost: no review band fits the review budget; review disabled")
     ev = _evaluate(r, w, V, hi, lo)
+    if n["impostor"] and r["impostor"][hi] > 0.5:
+        notes.append(f"min_cost: the chosen thresholds accept {int(C['impostor'][hi])}/{n['impostor']} dev zero-effort "
+                     f"impostor trials: with impostor_prevalence={w['impostor_prevalence']:g} the matcher threshold is "
+                     "nearly free; set impostor_prevalence to the share of such attempts in production")
     thinned = gm.size < np.unique(np.concatenate([ss.gen_m, ss.imp_m, ss.att_m])).size + 1 or \
         gp.size < np.unique(np.concatenate([ss.gen_p, ss.imp_p, ss.att_p])).size + 1
     if thinned:

@@ -255,6 +255,13 @@ def test_roc_torch_cuda_if_available():
     neg, pos = rng.random(100_000).astype(np.float32), rng.random(20_000).astype(np.float32)
     t, f, fn = roc(torch.from_numpy(neg).cuda(), torch.from_numpy(pos).cuda())
     assert t.is_cuda
+    from harness.metrics.torch_backend import roc_counts_torch
+
+    tc, a, b = roc_counts_torch(neg, pos, device="cuda")
+    t_c, a_np, b_np = roc_counts(neg, pos)
+    np.testing.assert_array_equal(tc.cpu().numpy(), t_c)
+    np.testing.assert_array_equal(a.cpu().numpy(), a_np)
+    np.testing.assert_array_equal(b.cpu().numpy(), b_np)
     t_np, f_np, fn_np = roc(neg, pos)
     np.testing.assert_array_equal(t.cpu().numpy(), t_np)
     np.testing.assert_array_equal(f.cpu().numpy(), f_np)

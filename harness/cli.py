@@ -1,0 +1,279 @@
+"""``python -m harness.cli``: export an operating point from a finished run, and replay its decisions.
+
+    python -m harness.cli export RUN_DIR [--policy min_cost] [--set review=true --set review_budget=0.05]
+                                         [--select-on eval] [--standards fido_biometric_component,...] [-o OUT]
+    python -m harness.cli decide OP.json --embedder-sha256 SHA --pad-sha256 SHA --match 0.71 --pad 0.93
+    python -m harness.cli decide OP.json --embedder-sha256 SHA --pad-sha256 SHA --csv pairs.csv [-o out.csv]
+    python -m harness.cli verify OP.json [--embedder-sha256 SHA --pad-sha256 SHA]
+    python -m harness.cli register OP.json --name kyc-face --alias candidate [--tracking-uri URI] [--run-id ID]
+    python -m harness.cli standards | schema
+
+``export`` re-selects thresholds from the run's ``trials.csv`` / ``scores.csv`` (no rescoring) with any policy of
+``conf/policy/``. ``decide`` / ``verify`` use only :mod:`harness.runtime` (no Hydra, MLflow, torch). Exit status:
+0 ok, 2 usage or input error, 3 the operating point was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE, EXIT_REFUSED = 2, 3
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def load_policy(name: str, overrides: list[str] | None = None, select_on: str | None = None) -> dict:
+    """``conf/policy/<name>.yaml`` with ``key=value`` overrides (values parsed as YAML)."""
+    import yaml
+
+    from harness.paths import REPO_ROOT
+
+    path = REPO_ROOT / "conf" / "policy" / f"{name}.yaml"
+    if not path.is_file():
+        avail = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ValueError(f"unknown policy {name!r}: no {path} (available: {', '.join(avail)})")
+    pol = yaml.safe_load(path.read_text())
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise ValueError(f"--set expects key=value, got {ov!r}")
+        k, v = ov.split("=", 1)
+        pol[k.strip()] = _parse_value(v)
+    if select_on is not None:
+        pol["select_on"] = select_on
+    return pol
+
+
+def load_run(run_dir: Path):
+    """(trials, probes, summary, config) of a finished run, read exactly (floats round-trip)."""
+    import numpy as np
+    import pandas as pd
+
+    from harness.protocols.trials import split_enrol_probe
+
+    run_dir = Path(run_dir)
+    for f in ("trials.csv", "scores.csv", "summary.json"):
+        if not (run_dir / f).is_file():
+            raise ValueError(f"{run_dir} is not a finished run directory: {f} is missing")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    trials = pd.read_csv(run_dir / "trials.csv", dtype=str, keep_default_na=False)
+    for col in ("match_score", "pad_score"):  # Python's float() round-trips pandas' repr output exactly
+        trials[col] = trials[col].map(float)
+    samples = pd.read_csv(run_dir / "scores.csv", dtype=str, keep_default_na=False)
+    samples["pad_score"] = samples["pad_score"].map(lambda s: float(s) if s not in ("", None) else np.nan)
+    config = None
+    opj = run_dir / "operating_point.json"
+    if opj.is_file():
+        config = json.loads(opj.read_text()).get("config")
+    if config is None and (run_dir / ".hydra" / "config.yaml").is_file():
+        import yaml
+
+        config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    if not config or "protocol" not in config:
+        raise ValueError(f"cannot find the run's protocol config in {run_dir} (operating_point.json or .hydra/)")
+    _, is_probe = split_enrol_probe(samples, config["protocol"]["enrol"])
+    probes = samples[is_probe].copy()
+    part = {s: p for p, subs in summary["dataset"]["partitions"].items() for s in subs}
+    probes["partition"] = probes["subject"].map(part)
+    want = summary.get("accounting", {}).get("probe_samples")
+    if want is not None and len(probes) != want:
+        raise ValueError(f"reconstructed {len(probes)} probe samples but the run had {want}; protocol config mismatch")
+    return trials, probes, summary, config
+
+
+def cmd_export(a) -> int:
+    from harness.export.operating_point import build_operating_point, write_operating_point
+    from harness.policy import choose_thresholds
+
+    trials, probes, summary, config = load_run(Path(a.run_dir))
+    policy = load_policy(a.policy, a.set, a.select_on)
+    if a.standards is not None:
+        policy["standards"] = a.standards
+    op = choose_thresholds(trials, probes, policy)
+    config = dict(config) | {"policy": policy}
+    doc = build_operating_point(config=config, models=summary["models"], op=op, dataset=summary["dataset"],
+                                trials=trials, probes=probes)
+    out = Path(a.out) if a.out else Path(a.run_dir) / f"operating_point.{a.policy}.json"
+    write_operating_point(doc, out)
+    print(_describe(doc))
+    print(f"wrote {out}")
+    return 0
+
+
+def _fmt_rate(r: dict | None) -> str:
+    if not r:
+        return "n/a"
+    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]"
+
+
+def _describe(doc: dict) -> str:
+    th, pol, ev = doc["thresholds"], doc["policy"], doc["expected_rates_on_eval"]
+    lines = [f"operating point {doc['content_sha256'][:16]}  policy={pol['name']}  selected on {th['selected_on']}"
+             + ("  (EVALUATION DATA)" if th["selected_on_eval_data"] else "")
+             + ("" if pol["supported"] else "  [targets NOT supported by the data]")]
+    if th["bands"]:
+        b = th["bands"]
+        lines.append(f"  accept iff match >= {b['match']['accept_at_or_above']!r} and pad >= {b['pad']['accept_at_or_above']!r}")
+        if th["review_band"]:
+            lines.append(f"  reject iff match < {b['match']['reject_below']!r} or pad < {b['pad']['reject_below']!r}; "
+                         "review otherwise")
+    part = ev["partition"]
+    v, p, s = ev.get("verif", {}), ev.get("pad", {}), ev.get("system", {})
+    lines.append(f"  {part}: FMR {_fmt_rate(v.get('fmr'))}  FNMR {_fmt_rate(v.get('fnmr'))}")
+    lines.append(f"  {part}: APCER_max {_fmt_rate(p.get('apcer_max'))} ({p.get('apcer_max_species')})  BPCER "
+                 f"{_fmt_rate(p.get('bpcer'))}")
+    lines.append(f"  {part}: IAPAR {_fmt_rate(s.get('iapar'))}  genuine rejection {_fmt_rate(s.get('genuine_rejection'))}")
+    for kind, d in (ev.get("decisions") or {}).items():
+        lines.append(f"  {part} {kind}: " + ", ".join(f"{o} {d[o]['k']}/{d[o]['n']}" for o in ("accept", "review", "reject")))
+    for st in doc["standards"]:
+        lines.append(f"  standard {st['name']}: {st['verdict']}")
+    for n in th["notes"]:
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+def _load_op(a):
+    from harness.runtime import load
+
+    emb, pad = a.embedder_sha256, a.pad_sha256
+    return load(a.op, embedder_sha256=emb, pad_sha256=pad, allow_unverified_models=a.unverified_models)
+
+
+def cmd_decide(a) -> int:
+    op = _load_op(a)
+    if a.csv:
+        with open(a.csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows and not {"match_score", "pad_score"} <= set(rows[0]):
+            raise ValueError(f"{a.csv} needs columns match_score and pad_score")
+        out = open(a.out, "w", newline="") if a.out else sys.stdout
+        try:
+            fields = list(rows[0].keys()) if rows else ["match_score", "pad_score"]
+            w = csv.DictWriter(out, fieldnames=fields + ["decision", "reason", "evidence"])
+            w.writeheader()
+            for r in rows:
+                d = op.decide(r["match_score"], r["pad_score"])
+                w.writerow(r | {"decision": d.outcome, "reason": d.reason, "evidence": d.evidence})
+        finally:
+            if a.out:
+                out.close()
+        return 0
+    if a.match is None or a.pad is None:
+        raise ValueError("decide needs --match and --pad, or --csv")
+    d = op.decide(a.match, a.pad)
+    if a.json:
+        print(json.dumps(d.to_dict(), ensure_ascii=False))
+    else:
+        print(d.outcome)
+        print(d.reason)
+        print(d.evidence)
+    return 0
+
+
+def cmd_verify(a) -> int:
+    if a.embedder_sha256 is None and a.pad_sha256 is None:
+        a.unverified_models = True
+    op = _load_op(a)
+    print(f"ok: {a.op} verified (schema {op.doc['schema_version']}, content_sha256 {op.content_sha256})"
+          + ("" if not a.unverified_models else "; model weights NOT checked (no sha256 given)"))
+    print(_describe(op.doc))
+    return 0
+
+
+def cmd_register(a) -> int:
+    from harness.export.mlflow_model import register_operating_point
+
+    r = register_operating_point(a.op, model_name=a.name, alias=a.alias, run_id=a.run_id, tracking_uri=a.tracking_uri)
+    print(json.dumps(r))
+    return 0
+
+
+def cmd_standards(a) -> int:
+    from harness.policy.standards import available_presets, load_preset
+
+    for name in available_presets():
+        p = load_preset(name)
+        print(f"{name}: {p.get('title', '')}  (confidence {p.get('confidence', 0.95)})")
+        print(f"  source: {' '.join(str(p.get('source', '')).split())}")
+        for c in p.get("criteria") or []:
+            print(f"  - {c['id']}: {c['metric']} {c.get('op', '>=' if c.get('rule') == 'coverage' else '<=')} "
+                  f"{c['limit']}  [{c.get('rule', 'bound')}]  ({c.get('provenance', '')})")
+        if not p.get("criteria"):
+            print("  (criteria not transcribed: verdict 'not evaluated')")
+    return 0
+
+
+def cmd_schema(a) -> int:
+    from harness.export.schema import SCHEMA
+
+    print(json.dumps(SCHEMA, indent=2))
+    return 0
+
+
+def _op_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("op", help="operating_point.json")
+    p.add_argument("--embedder-sha256", help="sha256 of the embedder weights the service runs")
+    p.add_argument("--pad-sha256", help="sha256 of the PAD weights the service runs")
+    p.add_argument("--unverified-models", action="store_true",
+                   help="skip the weights check (offline analysis only; production must pass both sha256)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m harness.cli", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="choose thresholds on a finished run with a policy and write operating_point.json")
+    e.add_argument("run_dir")
+    e.add_argument("--policy", default="target_rates", help="a conf/policy/ name (default target_rates)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a policy input")
+    e.add_argument("--select-on", choices=["dev", "eval"], help="'eval' selects on the evaluation data (marked)")
+    e.add_argument("--standards", help="comma-separated preset names, 'all' or 'none'")
+    e.add_argument("-o", "--out", help="output path (default RUN_DIR/operating_point.<policy>.json)")
+    e.set_defaults(fn=cmd_export)
+    d = sub.add_parser("decide", help="accept / review / reject for scores")
+    _op_args(d)
+    d.add_argument("--match", type=float)
+    d.add_argument("--pad", type=float)
+    d.add_argument("--csv", help="CSV with match_score,pad_score columns")
+    d.add_argument("-o", "--out", help="output CSV (default stdout)")
+    d.add_argument("--json", action="store_true", help="print the decision as JSON")
+    d.set_defaults(fn=cmd_decide)
+    v = sub.add_parser("verify", help="verify an operating point file (checksum, schema, optional weights)")
+    _op_args(v)
+    v.set_defaults(fn=cmd_verify)
+    r = sub.add_parser("register", help="register the decision as an MLflow pyfunc model with an alias")
+    r.add_argument("op")
+    r.add_argument("--name", required=True, help="registered model name")
+    r.add_argument("--alias", default="candidate")
+    r.add_argument("--run-id", help="log the model into this run (default: a new run)")
+    r.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or MLflow's default")
+    r.set_defaults(fn=cmd_register)
+    sub.add_parser("standards", help="list the standards presets and their criteria").set_defaults(fn=cmd_standards)
+    sub.add_parser("schema", help="print the operating point JSON schema").set_defaults(fn=cmd_schema)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    from harness.runtime import OperatingPointRefused
+
+    try:
+        return a.fn(a)
+    except OperatingPointRefused as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_REFUSED
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

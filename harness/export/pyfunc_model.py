@@ -1,0 +1,38 @@
+"""MLflow "model from code": a pyfunc that wraps the runtime decision of an exported operating point.
+
+Logged by :func:`harness.export.mlflow_model.register_operating_point`; not imported by the harness itself.
+Input: a DataFrame with ``match_score`` and ``pad_score`` columns. Output: ``decision`` (accept / review /
+reject), ``reason`` and ``evidence`` per row. The operating point file travels as the model artifact
+``operating_point`` and is verified on load (checksum, schema, and the weights sha256 recorded in the model
+config at logging time).
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+from mlflow.models import set_model
+
+try:  # the harness installed
+    from harness.runtime import load
+except ImportError:  # runtime.py shipped in the model's code_paths
+    from runtime import load  # type: ignore[no-redef]
+
+
+class OperatingPointModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        cfg = context.model_config or {}
+        self.op = load(context.artifacts["operating_point"], embedder_sha256=cfg.get("embedder_sha256"),
+                       pad_sha256=cfg.get("pad_sha256"))
+
+    def predict(self, context, model_input, params=None):
+        df = pd.DataFrame(model_input)
+        missing = {"match_score", "pad_score"} - set(df.columns)
+        if missing:
+            raise ValueError(f"input lacks column(s) {sorted(missing)}; expected match_score and pad_score")
+        ds = [self.op.decide(m, p) for m, p in zip(df["match_score"], df["pad_score"])]
+        return pd.DataFrame({"decision": [d.outcome for d in ds], "reason": [d.reason for d in ds],
+                             "evidence": [d.evidence for d in ds]})
+
+
+set_model(OperatingPointModel())
