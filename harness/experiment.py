@@ -21,6 +21,7 @@ from harness import __version__
 from harness.data.registry import load_dataset
 from harness.export.operating_point import build_operating_point, git_sha, write_operating_point
 from harness.faces.detect import build_detector
+from harness.metrics.bootstrap import subject_bootstrap_rate
 from harness.metrics.intervals import rate
 from harness.metrics.pad import apcer_per_species, bpcer, bpcer_at_apcer
 from harness.metrics.system import iapar
@@ -48,8 +49,21 @@ def manifest_fingerprint(manifest: pd.DataFrame) -> str:
     return hashlib.sha256(manifest[cols].to_csv(index=False).encode()).hexdigest()
 
 
-def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_match, t_pad) -> dict:
-    """Every metric of one partition, each rate with k/n and a 95% Clopper-Pearson interval."""
+def _boot(errors, subj_a, subj_b=None, seed: int = 0) -> dict | None:
+    """Subject-level bootstrap 95% interval (resamples people; frames of one person are correlated)."""
+    errors = np.asarray(errors, bool)
+    if len(errors) == 0 or len(set(subj_a)) < 2:
+        return None
+    if errors.all() or not errors.any():  # resampling people cannot move a 0/n or n/n rate
+        return {"note": "degenerate (0 or all errors): read the Clopper-Pearson interval"}
+    b = subject_bootstrap_rate(np.asarray(errors, bool), np.asarray(subj_a), None if subj_b is None else np.asarray(subj_b),
+                               n_boot=2000, rng=seed)
+    return {"lo": float(b.lo), "hi": float(b.hi), "n_subjects": int(b.n_subjects), "method": b.method}
+
+
+def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_match, t_pad, seed: int = 0) -> dict:
+    """Every metric of one partition, each rate with k/n and a 95% Clopper-Pearson interval; the rates at the
+    operating point also carry a subject-level bootstrap interval (``subject_ci``)."""
     t = trials[trials["partition"] == part]
     pr = probes[probes["partition"] == part]
     gen = t.loc[t["kind"] == "genuine", "match_score"].to_numpy()
@@ -67,7 +81,11 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_
         v["fnmr_at_fmr"] = {f"fmr_{_tag(row['target'])}": _clean(row) for row in fnmr_at_fmr_table(imp, gen, FMR_TARGETS)}
         if t_match is not None:
             at = rates_at(imp, gen, t_match)
-            v["at_operating_point"] = {"threshold": t_match, "fmr": at["fmr"].to_dict(), "fnmr": at["fnmr"].to_dict()}
+            ti, tg = t[t["kind"] == "impostor"], t[t["kind"] == "genuine"]
+            v["at_operating_point"] = {
+                "threshold": t_match, "fmr": at["fmr"].to_dict(), "fnmr": at["fnmr"].to_dict(),
+                "fmr_subject_ci": _boot(imp >= t_match, ti["probe_subject"], ti["ref_subject"], seed),
+                "fnmr_subject_ci": _boot(gen < t_match, tg["probe_subject"], None, seed)}
 
     p = out["pad"]
     ok = pr[pr["status"] == "scored"]
@@ -91,6 +109,9 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_
                 "apcer_per_species": {s: r.to_dict() for s, r in per.items()},
                 "apcer_max": per[worst].to_dict(), "apcer_max_species": worst,
                 "bpcer": bpcer(bona, t_pad).to_dict(),
+                "apcer_max_subject_ci": _boot(att.loc[att["species"] == worst, "pad_score"] >= t_pad,
+                                              att.loc[att["species"] == worst, "subject"], None, seed),
+                "bpcer_subject_ci": _boot(bona < t_pad, ok.loc[ok["label"] == "bona_fide", "subject"], None, seed),
             }
 
     s = out["system"]
@@ -100,6 +121,8 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_
     if t_match is not None and t_pad is not None:
         if len(att_t):
             s["iapar"] = _rate_dict(iapar(att_t["match_score"].to_numpy(), att_t["pad_score"].to_numpy(), t_match, t_pad))
+            s["iapar_subject_ci"] = _boot((att_t["match_score"] >= t_match) & (att_t["pad_score"] >= t_pad),
+                                          att_t["probe_subject"], None, seed)
             s["attack_match_only_acceptance"] = rate(int((att_t["match_score"] >= t_match).sum()), len(att_t)).to_dict()
         if len(gen_t):
             acc = (gen_t["match_score"] >= t_match) & (gen_t["pad_score"] >= t_pad)
@@ -200,7 +223,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
     op = choose_thresholds(tr.trials, tr.probes, policy,
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
-    metrics = {part: evaluate_partition(tr.trials, tr.probes, part, op["t_match"], op["t_pad"]) for part in ("dev", "eval")}
+    metrics = {part: evaluate_partition(tr.trials, tr.probes, part, op["t_match"], op["t_pad"], int(cfg.seed))
+               for part in ("dev", "eval")}
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
 
@@ -270,6 +294,10 @@ def _fmt(r: dict | None) -> str:
     return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]"
 
 
+def _sci(ci: dict | None) -> str:
+    return "" if not ci or "lo" not in ci else f" (subject CI [{100 * ci['lo']:.2f}, {100 * ci['hi']:.2f}], {ci['n_subjects']} subjects)"
+
+
 def print_summary(s: dict, out_dir: Path) -> None:
     a, m = s["accounting"], s["metrics"]["eval"]
     op = s["operating_point"]
@@ -288,12 +316,15 @@ def print_summary(s: dict, out_dir: Path) -> None:
         lines.append(f"eval FNMR@FMR=1%: {_fmt(f1.get('fnmr')) if f1.get('measurable', True) else 'not measurable'}")
     lines.append(f"thresholds (chosen on {op['selected_on']}): t_match={op['t_match']}, t_pad={op['t_pad']}")
     if "at_operating_point" in v:
-        lines.append(f"eval at t_match: FMR {_fmt(v['at_operating_point']['fmr'])}, FNMR {_fmt(v['at_operating_point']['fnmr'])}")
+        o = v["at_operating_point"]
+        lines.append(f"eval at t_match: FMR {_fmt(o['fmr'])}{_sci(o.get('fmr_subject_ci'))}, "
+                     f"FNMR {_fmt(o['fnmr'])}{_sci(o.get('fnmr_subject_ci'))}")
     p = m["pad"].get("at_operating_point")
     if p:
-        lines.append(f"eval at t_pad: APCER_max ({p['apcer_max_species']}) {_fmt(p['apcer_max'])}, BPCER {_fmt(p['bpcer'])}")
+        lines.append(f"eval at t_pad: APCER_max ({p['apcer_max_species']}) {_fmt(p['apcer_max'])}"
+                     f"{_sci(p.get('apcer_max_subject_ci'))}, BPCER {_fmt(p['bpcer'])}{_sci(p.get('bpcer_subject_ci'))}")
     if "iapar" in m["system"]:
-        lines.append(f"eval IAPAR {_fmt(m['system']['iapar'])}")
+        lines.append(f"eval IAPAR {_fmt(m['system']['iapar'])}{_sci(m['system'].get('iapar_subject_ci'))}")
     for n in op["notes"]:
         lines.append(f"note: {n}")
     print("\n".join(lines), flush=True)

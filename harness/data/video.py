@@ -127,7 +127,7 @@ class FrameSampling:
         return sorted({min(total - 1, int((j + 0.5) * total / n)) for j in range(n)})
 
     def describe(self) -> str:
-        base = {"all": "all frames", "uniform": f"{self.n} uniform frames", "every": f"every {self.k}th frame"}[self.mode]
+        base = {"all": "all frames", "uniform": f"{self.n} uniform frames", "every": f"1 frame in {self.k}"}[self.mode]
         return base + (f" of the first {self.max_frames}" if self.max_frames else "")
 
 

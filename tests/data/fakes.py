@@ -6,7 +6,6 @@ square in its top-left corner), images 32x32 JPEG/PNG; every file of a tree is a
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -23,15 +22,17 @@ def frame_pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def encode_video(path: Path, n_frames: int = N_FRAMES, rotation: int | None = None, fps: int = 10,
-                 codec: str = "mpeg4") -> Path:
-    """Write a small video with PyAV; ``rotation``: display-matrix rotation, counter-clockwise degrees."""
+                 codec: str = "mpeg4", gop: int = 4) -> Path:
+    """Write a small video with PyAV (a keyframe every ``gop`` frames, so that random access seeks; libx264 adds
+    B-frames); ``rotation``: display-matrix rotation, counter-clockwise degrees."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.options = {"qscale": "2"} if codec == "mpeg4" else {}
+        s.codec_context.gop_size = gop
+        s.options = {"qscale": "2"} if codec == "mpeg4" else {"bf": "2", "crf": "10", "keyint_min": str(gop)}
         if rotation:
             s.set_display_rotation(rotation)
         for i in range(n_frames):

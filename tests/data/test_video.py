@@ -30,10 +30,13 @@ def test_frame_sampling_modes():
 
 # ------------------------------------------------------------------------------------------ generated videos
 
-@pytest.mark.parametrize("ext", [".avi", ".mov", ".mp4"])
+@pytest.mark.parametrize("ext", [".avi", ".mov", ".mp4", "h264.mp4"])
 def test_probe_and_random_access(tmp_path, media, ext):
-    p = tmp_path / f"clip{ext}"
-    p.write_bytes(media[ext])
+    if ext == "h264.mp4":  # B-frames: decode order differs from presentation order
+        p = encode_video(tmp_path / "clip_h264.mp4", codec="libx264")
+    else:
+        p = tmp_path / f"clip{ext}"
+        p.write_bytes(media[ext])
     info = probe_video(p)
     assert (info.frames, info.width, info.height, info.rotation) == (N_FRAMES, W, H, 0)
     assert info.fps == pytest.approx(10, rel=0.01)

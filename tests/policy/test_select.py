@@ -57,7 +57,8 @@ def test_min_n_for_zero_errors_matches_closed_form():
 
 
 def test_max_errors_within_is_monotone_and_exact():
-    for n in (50, 400, 3000):
+    assert max_errors_within(50, 0.05) is None  # 0/50 -> upper bound 7.1% > 5%: too few
+    for n in (100, 400, 3000):
         k = max_errors_within(n, 0.05)
         assert cp_hi(k, n) <= 0.05 < cp_hi(k + 1, n)
 
