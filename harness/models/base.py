@@ -71,6 +71,16 @@ class PADModel(_Model):
     @abstractmethod
     def forward(self, crops: torch.Tensor) -> torch.Tensor: ...
 
+    def crop_regions(self, frame_hw: tuple[int, int], box: np.ndarray) -> list[tuple[int, int, int, int]] | None:
+        """The source rectangles :meth:`crop` resizes, for batched crops on the device (optional).
+
+        A list of inclusive integer rectangles ``(x1, y1, x2, y2)`` of a ``frame_hw = (H, W)`` frame, one per
+        ``crop_size[0] x (crop_size[1] / len)`` crop placed side by side (ensembles), each resized to it with
+        OpenCV's bilinear ``cv2.resize`` sampling; ``None`` (the default) when :meth:`crop` is not of that form,
+        in which case batched engines call :meth:`crop`.
+        """
+        return None
+
 
 def similarity(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     """Row-wise score: cosine similarity, or ``-`` Euclidean distance (so higher always = more similar)."""

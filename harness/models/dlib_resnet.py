@@ -34,20 +34,34 @@ inside :meth:`DlibResNet.forward`.
 
 ``template``: where MTCNN's 5 landmarks (image-left eye, image-right eye, nose tip, image-left mouth corner,
 image-right mouth corner) fall in such a chip, in pixel coordinates with the origin at the top-left corner of
-the top-left pixel (the harness convention). The analytic value - dlib's 68-point mean face mapped into the chip,
-eye centre = mean of the six eye-contour points, nose tip = point 30, mouth corners = points 48 and 54 - is
-kept as :data:`TEMPLATE_DLIB_MEANFACE`. MTCNN does not put its points there: its eye points sit ~1.5 px lower
-than the contour mean (nearer the pupil/lower lid), its nose point ~1.5 px lower and its mouth corners ~2 px
-further apart and ~1 px lower. :data:`TEMPLATE` is therefore the *empirical* mean of MTCNN
-(facenet_pytorch) landmarks detected on dlib chips of real faces (face-api.js BBT stills and NUAA webcam
-frames, see ``tests/test_dlib_resnet.py``), because the harness aligns with MTCNN landmarks: warping MTCNN
-landmarks onto the empirical template reproduces dlib's chips more closely than the analytic one.
+the top-left pixel (the harness convention).
+
+* Analytic (:data:`TEMPLATE_DLIB_MEANFACE`): dlib's chip is a least-squares similarity fit of its 5-point
+  template *to* the detected points (chip -> image), and the extracted chip spans ``150*s - 1`` source pixels for
+  a fit scale ``s`` (so chip positions shrink towards the centre by ``149*s/(150*s-1)``, < 0.5 px here). Both
+  templates dlib uses - the 5-point one and the 68-point mean face - were recovered exactly (residual < 1e-11)
+  by probing ``dlib.get_face_chip_details`` with synthetic landmark sets; the mean face, moved into the 5-point
+  frame, gives eye centre = mean of the six eye-contour points, nose tip = point 30, mouth corners = 48 / 54.
+* Empirical (:data:`TEMPLATE`, the one used): the trimmed mean (153 of 160 faces) of facenet_pytorch MTCNN
+  landmarks detected on dlib chips of the 40 face-api.js BBT stills and 120 NUAA webcam frames (15 subjects).
+  The chips were zero-padded by 60 px before detection: on tight crops where the face fills the frame MTCNN's
+  landmarks are unreliable (median 12 px, up to 60 px off on the unpadded 150x150 BBT crops). MTCNN run on the
+  full NUAA frames and mapped into the chips agrees within 0.2 px (eyes), 0.7 px (mouth) and 1.0 px (nose).
+  Empirical minus analytic (x, y): eyes (+0.3, -0.2) and (+1.3, -0.1), nose (+0.9, +0.7), mouth corners
+  (+2.7, +1.3) and (-0.9, +1.5): MTCNN's mouth corners sit ~3.6 px closer together and ~1.4 px lower than the
+  mean face's, and its points run ~0.9 px to the right on average (mirroring images shows facenet_pytorch's
+  landmarks carry a ~+0.65 px bias per axis). The empirical template is used because the harness aligns with
+  MTCNN landmarks, whose own biases then cancel. The per-image scatter (3.8 px RMS per landmark around the
+  template) dwarfs the difference: MTCNN-warped chips gave the same verification results with either template
+  within noise (BBT EER 0.0 % vs 0.1 %, NUAA 3.3 % vs 3.6 %; dlib's own chips: 1.3 % and 4.0 %).
+
+On CUDA, PyTorch's default TF32 convolutions (``torch.backends.cudnn.allow_tf32``) move the outputs by ~1e-4;
+with TF32 off, GPU and dlib agree to ~3e-7 like the CPU path.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,29 +93,21 @@ CROP = 150
 #: dlib's get_face_chip padding the chips are made with
 CHIP_PADDING = 0.25
 
-#: dlib's 68-point mean face mapped into a 150x150 chip with padding 0.25 (eye-contour centres, point 30,
-#: points 48/54), corner-origin pixel coordinates. See the module docstring.
+#: dlib's 68-point mean face in the 5-point chip (eye-contour centres, point 30, points 48/54), 150x150, padding
+#: 0.25, corner-origin pixel coordinates (source scale 1). See the module docstring.
 TEMPLATE_DLIB_MEANFACE = np.array(
-    [
-        [50.8287, 58.5009],
-        [99.1713, 58.5009],
-        [75.0000, 83.2017],
-        [55.4011, 103.4785],
-        [94.5989, 103.4785],
-    ],
-    dtype=np.float64,
+    [[47.44, 46.34], [100.57, 46.33], [74.01, 76.42], [50.33, 102.99], [97.71, 102.98]], dtype=np.float64
 )
 
-#: mean MTCNN landmarks on dlib chips (see the module docstring and tests/test_dlib_resnet.py)
+#: mean MTCNN landmarks on dlib chips (the embedder's ``template``; see the module docstring)
 TEMPLATE = np.array(
-    [
-        [50.8287, 58.5009],
-        [99.1713, 58.5009],
-        [75.0000, 83.2017],
-        [55.4011, 103.4785],
-        [94.5989, 103.4785],
-    ],
-    dtype=np.float64,
+    [[47.76, 46.10], [101.84, 46.23], [74.90, 77.11], [53.02, 104.30], [96.77, 104.48]], dtype=np.float64
+)
+
+#: dlib's own 5-point targets (shape_predictor_5 order: image-right eye outer/inner corner, image-left eye
+#: outer/inner corner, bottom of the nose) in the coordinates of its chip fit (150, padding 0.25)
+DLIB_SHAPE5_TARGETS = np.array(
+    [[110.96, 46.35], [89.61, 47.90], [37.06, 46.37], [58.41, 47.91], [74.01, 87.78]], dtype=np.float64
 )
 
 PREPROCESSING = (
@@ -196,7 +202,8 @@ def _read_details(r: _Reader) -> _Layer:
         params = r.tensor()
         nf, nr, nc, sy, sx, py, px = (r.int() for _ in range(7))
         fshape, bshape = r.alias(), r.alias()
-        [r.float() for _ in range(4)]  # learning-rate / weight-decay multipliers
+        for _ in range(4):  # learning-rate / weight-decay multipliers
+            r.float()
         nw = int(np.prod(fshape))
         if fshape[0] != nf or bshape != (1, nf, 1, 1) or params.size != nw + nf:
             raise r.fail(f"inconsistent con_ shapes {fshape} {bshape} {params.shape}")
@@ -227,7 +234,8 @@ def _read_details(r: _Reader) -> _Layer:
         params = r.tensor()
         w, b = r.alias(), r.alias()
         bias_mode = r.int()
-        [r.float() for _ in range(4)]
+        for _ in range(4):
+            r.float()
         if bias_mode != 1 or w != (nin, nout, 1, 1) or params.size != nin * nout:
             raise r.fail(f"expected fc_no_bias, got bias mode {bias_mode}, shapes {w} {b}")
         # dlib computes out = in (N x nin) * W (nin x nout)
@@ -435,7 +443,7 @@ class DlibResNet(Embedder):
         self.distance_threshold = float(parsed["loss"]["distance_threshold"])
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "DlibResNet":
+    def from_file(cls, path: str | os.PathLike) -> DlibResNet:
         m = cls()
         m.load_dlib(parse_dlib_network(Path(path).read_bytes(), what=str(path)))
         return m.eval()
@@ -463,30 +471,30 @@ def _state_dict(parsed: dict) -> dict[str, torch.Tensor]:
     return sd
 
 
-# bump when the parsed layout changes so stale caches are ignored
-_CACHE_FORMAT = 1
+def _similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 similarity (rotation, uniform scale, translation) minimising the squared error src -> dst."""
+    n = len(src)
+    a = np.zeros((2 * n, 4))
+    a[0::2] = np.c_[src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)]
+    a[1::2] = np.c_[src[:, 1], src[:, 0], np.zeros(n), np.ones(n)]
+    p, q, tx, ty = np.linalg.lstsq(a, dst.reshape(-1), rcond=None)[0]
+    return np.array([[p, -q, tx], [q, p, ty]])
 
 
-def _cached_state_dict(dat: Path) -> dict[str, torch.Tensor]:
-    """Parsed weights as a plain state_dict, cached beside the verified .dat (loaded with weights_only=True)."""
-    cache = dat.with_name(f"{dat.stem}.torch-v{_CACHE_FORMAT}.pt")
-    ref = DlibResNet()
-    if cache.is_file():
-        try:
-            sd = torch.load(cache, map_location="cpu", weights_only=True)
-            ref.load_state_dict(sd, strict=True)
-            return sd
-        except Exception:  # noqa: BLE001 - corrupt or stale cache: re-parse
-            pass
-    ref.load_dlib(parse_dlib_network(dat.read_bytes(), what=str(dat)))
-    sd = {k: v.detach().clone() for k, v in ref.state_dict().items()}
-    try:
-        with tempfile.NamedTemporaryFile(dir=cache.parent, suffix=".tmp", delete=False) as tmp:
-            torch.save(sd, tmp)
-        os.replace(tmp.name, cache)
-    except OSError:
-        pass  # read-only cache: parse every time
-    return sd
+def align_chip(image: np.ndarray, landmarks5: np.ndarray, template: np.ndarray = TEMPLATE) -> np.ndarray:
+    """RGB ``uint8`` HxWx3 image + MTCNN 5 landmarks (corner-origin pixels) -> 150x150x3 ``uint8`` chip.
+
+    Least-squares similarity onto ``template``, bilinear sampling, zeros outside the image (as dlib's chips).
+    Stop-gap until ``harness.faces.align.warp_to_template`` exists; same convention.
+    """
+    import cv2
+
+    m = _similarity_lstsq(np.asarray(landmarks5, np.float64), np.asarray(template, np.float64))
+    m[:, 2] += m[:, :2] @ [0.5, 0.5] - 0.5  # corner-origin -> OpenCV's pixel-centre coordinates
+    return cv2.warpAffine(
+        np.ascontiguousarray(image), m, (CROP, CROP),
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+    )
 
 
 @register_embedder("dlib_resnet")
@@ -494,7 +502,4 @@ def build(device: str | torch.device = "cpu", **kw) -> DlibResNet:
     """dlib's face descriptor, weights fetched and verified via :data:`WEIGHTS`, in eval mode on ``device``."""
     if kw:
         raise TypeError(f"dlib_resnet takes no options, got {sorted(kw)}")
-    dat = fetch(WEIGHTS)
-    m = DlibResNet()
-    m.load_state_dict(_cached_state_dict(dat), strict=True)
-    return m.to(device).eval()
+    return DlibResNet.from_file(fetch(WEIGHTS)).to(device).eval()

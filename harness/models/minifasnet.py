@@ -262,6 +262,15 @@ def crop_scaled(frame: np.ndarray, box_xyxy, scale: float, out_hw: tuple[int, in
     return cv2.resize(patch, (out_hw[1], out_hw[0]))
 
 
+def crop_region(frame_hw: tuple[int, int], box_xyxy, scale: float) -> tuple[int, int, int, int]:
+    """The inclusive rectangle ``(x1, y1, x2, y2)`` that :func:`crop_scaled` slices from an ``(H, W)`` frame."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    xywh = xyxy_to_xywh(box_xyxy)
+    if xywh[2] <= 0 or xywh[3] <= 0:
+        raise ValueError(f"degenerate face box {np.asarray(box_xyxy).tolist()} -> [x, y, w, h] {xywh}")
+    return get_new_box(w, h, xywh, scale)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Optional MTCNN -> RetinaFace box mapping (measured; see mtcnn_to_retinaface_box)
 # --------------------------------------------------------------------------------------------------------------
@@ -317,6 +326,10 @@ class MiniFASNetPAD(PADModel):
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         return crop_scaled(frame, box, self.scale)
 
+    def crop_regions(self, frame_hw: tuple[int, int], box: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The inclusive source rectangle :meth:`crop` slices and resizes to 80x80 (see :func:`crop_scaled`)."""
+        return [crop_region(frame_hw, box, self.scale)]
+
     def probabilities(self, crops: torch.Tensor) -> torch.Tensor:
         """All three softmax outputs ``[B, 3]`` (index 1 = live; 0 and 2 are undocumented spoof classes)."""
         return F.softmax(self.net(_to_bgr_float(crops, self.device)), dim=1)
@@ -348,6 +361,10 @@ class MiniFASNetEnsemble(PADModel):
 
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         return np.concatenate([self.v2.crop(frame, box), self.v1se.crop(frame, box)], axis=1)
+
+    def crop_regions(self, frame_hw: tuple[int, int], box: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """V2 rectangle then V1SE rectangle (the left and right halves of :meth:`crop`)."""
+        return self.v2.crop_regions(frame_hw, box) + self.v1se.crop_regions(frame_hw, box)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         if crops.ndim != 4 or tuple(crops.shape[2:]) != self.crop_size:

@@ -74,12 +74,20 @@ def score_manifest(
         idx = list(range(start, min(n, start + chunk_size)))
         blobs: dict[int, bytes] = {}
         hashes: dict[int, str] = {}
+        by_path: dict[str, tuple[bytes, str] | DecodeError] = {}  # video frames share one read + hash
         for i in idx:
-            try:
-                blobs[i] = read_bytes(manifest.at[i, "path"])
-                hashes[i] = content_hash(blobs[i])
-            except DecodeError as e:
-                status[i], reason[i] = "rejected", str(e)
+            path = manifest.at[i, "path"]
+            if path not in by_path:
+                try:
+                    data = read_bytes(path)
+                    by_path[path] = (data, content_hash(data))
+                except DecodeError as e:
+                    by_path[path] = e
+            got = by_path[path]
+            if isinstance(got, DecodeError):
+                status[i], reason[i] = "rejected", str(got)
+            else:
+                blobs[i], hashes[i] = got
         live = [i for i in idx if i in hashes]
         frame = {i: int(manifest.at[i, "frame"]) for i in live}
         k_det = {i: cache_key(hashes[i], frame[i], det_id) for i in live}
@@ -95,6 +103,7 @@ def score_manifest(
             except DecodeError as e:
                 status[i], reason[i] = "rejected", str(e)
         blobs.clear()
+        by_path.clear()
 
         # detection
         to_detect = [i for i in images if k_det[i] not in hit]
