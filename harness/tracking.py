@@ -61,12 +61,34 @@ def metrics_from_summary(summary_metrics: dict) -> dict[str, float]:
     return out
 
 
+def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
+    """Get or create the experiment; with a local sqlite store its artifacts go under ``artifact_root`` (not ./mlruns).
+
+    Safe when several jobs start at once: a lost creation race falls back to reading the winner's experiment.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        location = artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            pass  # created concurrently by another job
+        exp = client.get_experiment_by_name(name)
+    mlflow.set_experiment(experiment_id=exp.experiment_id)
+    return exp.experiment_id
+
+
 def log_run(cfg: DictConfig, run_name: str, tags: dict, summary: dict, out_dir: Path) -> str:
     """Create one MLflow run with params, metrics, tags and every file in ``out_dir`` as artifacts; return run id."""
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_uri(cfg.tracking.uri))
-    mlflow.set_experiment(cfg.tracking.experiment)
+    uri = resolve_uri(cfg.tracking.uri)
+    mlflow.set_tracking_uri(uri)
+    ensure_experiment(cfg.tracking.experiment, uri, Path(cfg.results_dir) / "mlartifacts")
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         params = params_from_config(cfg)

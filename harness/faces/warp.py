@@ -125,10 +125,17 @@ def _pool_bounds(length: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.
     return start, end
 
 
-def roi_area_resize(table: torch.Tensor, img_idx: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor,
-                    x0: torch.Tensor, x1: torch.Tensor, size: int) -> torch.Tensor:
-    """``interpolate(img[img_idx[k], :, y0[k]:y1[k], x0[k]:x1[k]], (size, size), mode="area")`` for every box ``k``
-    at once, from :func:`summed_area` ``table``; float32 ``[K, C, size, size]`` (half-open, in-image bounds)."""
+def roi_area_resize(images: torch.Tensor | None, img_idx, y0, y1, x0, x1, size: int,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
+    """``interpolate(images[img_idx[k], :, y0[k]:y1[k], x0[k]:x1[k]], (size, size), mode="area")`` for every box
+    ``k`` (half-open, in-image bounds); float32 ``[K, C, size, size]``.
+
+    With a :func:`summed_area` ``table`` (the device path) all boxes are pooled at once from exact integer sums,
+    divided as the pooling kernel divides (``sum / kh / kw``); without one, box by box (the CPU path: on a CPU
+    a summed-area table of a whole batch costs more than the per-box pooling it replaces).
+    """
+    if table is None:
+        return _roi_area_loop(images, img_idx, y0, y1, x0, x1, size)
     dev = table.device
     img_idx, y0, y1, x0, x1 = (torch.as_tensor(v, dtype=torch.int64).to(dev) for v in (img_idx, y0, y1, x0, x1))
     ys, ye = _pool_bounds(y1 - y0, size)  # [K, s]
@@ -147,3 +154,17 @@ def roi_area_resize(table: torch.Tensor, img_idx: torch.Tensor, y0: torch.Tensor
     kh = (ye - ys).to(torch.float32)[:, None, :, None]
     kw = (xe - xs).to(torch.float32)[:, None, None, :]
     return total.to(torch.float32) / kh / kw
+
+
+def _roi_area_loop(images: torch.Tensor, img_idx, y0, y1, x0, x1, size: int) -> torch.Tensor:
+    img_idx, y0, y1, x0, x1 = (np.asarray(torch.as_tensor(v).cpu(), dtype=np.int64) for v in (img_idx, y0, y1, x0, x1))
+    out = torch.empty((len(img_idx), images.shape[1], size, size), dtype=images.dtype, device=images.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny kernels: a thread pool's wake-up costs more than the work
+    try:
+        for k in range(len(img_idx)):
+            crop = images[int(img_idx[k]), :, int(y0[k]):int(y1[k]), int(x0[k]):int(x1[k])].unsqueeze(0)
+            out[k] = F.interpolate(crop, size=(size, size), mode="area")[0]
+    finally:
+        torch.set_num_threads(threads)
+    return out

@@ -170,6 +170,8 @@ class TFLiteGraph(nn.Module):
                 continue
             self.ops.append((name, ins, outs, op.builtinOptions))
 
+        self.ops = self._fuse_prelu(self.ops, consts)
+
         # torch-side constants: conv/depthwise/fc weights pre-transposed; everything else as stored
         self._const_key: dict[int, str] = {}
         used = {i for _, ins, _, _ in self.ops for i in ins if i >= 0}
@@ -187,11 +189,61 @@ class TFLiteGraph(nn.Module):
                     raise WeightsError(f"{path}: tensor {self.tensor_names[i]!r} is neither constant nor computed")
         self._ones: dict[tuple, torch.Tensor] = {}
 
+    def _fuse_prelu(self, ops: list, consts: dict[int, np.ndarray]) -> list:
+        """Fold TF's decomposed PReLU back into one op (a pure speed-up; the arithmetic is the same function).
+
+        TF1 exports ``prelu(x) = relu(x) + alpha * (x - |x|) * 0.5`` as ``RELU(x)``, ``ABS(x)``, ``SUB(x, abs)``,
+        ``MUL(c, sub)``, ``ADD(relu, mul)`` with ``c = alpha / 2`` folded into a constant. Since
+        ``x - |x| = 2 min(x, 0)``, that is ``PReLU`` with slope ``2c``. Matched only when every intermediate tensor
+        feeds exactly that chain.
+        """
+        uses: dict[int, int] = {}
+        for _, ins, _, _ in ops:
+            for i in ins:
+                uses[i] = uses.get(i, 0) + 1
+        for i in self.outputs:
+            uses[i] = uses.get(i, 0) + 1
+        producer = {outs[0]: k for k, (_, _, outs, _) in enumerate(ops)}
+        drop: set[int] = set()
+        repl: dict[int, tuple] = {}
+        for k, (name, ins, outs, opt) in enumerate(ops):
+            if name != "ADD" or (opt is not None and getattr(opt, "fusedActivationFunction", 0)):
+                continue
+            a, b = ins
+            pa, pb = producer.get(a), producer.get(b)
+            if pa is None or pb is None:
+                continue
+            if ops[pa][0] != "RELU":
+                pa, pb, a, b = pb, pa, b, a
+            if ops[pa][0] != "RELU" or ops[pb][0] != "MUL":
+                continue
+            x = ops[pa][1][0]
+            m_ins = ops[pb][1]
+            c_idx = next((i for i in m_ins if i in consts), None)
+            s_idx = next((i for i in m_ins if i not in consts), None)
+            ps = producer.get(s_idx)
+            if c_idx is None or ps is None or ops[ps][0] != "SUB" or ops[ps][1][0] != x:
+                continue
+            pabs = producer.get(ops[ps][1][1])
+            if pabs is None or ops[pabs][0] != "ABS" or ops[pabs][1][0] != x:
+                continue
+            chain = (pa, pb, ps, pabs)
+            inner = (a, b, s_idx, ops[ps][1][1])
+            if any(uses.get(t, 0) != 1 for t in inner) or any(ops[j][3] is not None and getattr(ops[j][3], "fusedActivationFunction", 0) for j in (pb, ps)):
+                continue
+            slope = (2.0 * consts[c_idx].astype(np.float32)).reshape(-1)
+            consts[-1 - len(repl)] = slope  # synthetic negative index for the fused slope
+            repl[k] = ("PRELU", [x, -1 - (len(repl))], outs, None)
+            drop.update(chain)
+        return [repl.get(k, op) for k, op in enumerate(ops) if k not in drop]
+
     def _put(self, idx: int, arr: np.ndarray) -> None:
-        key = f"c{idx}"
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        key = f"c{idx}" if idx >= 0 else f"prelu{-idx}"
+        t = torch.from_numpy(np.array(arr, copy=True))
         if t.dtype == torch.float16:
             t = t.float()
+        if t.ndim == 4:  # conv weights: channels_last like the activations
+            t = t.contiguous(memory_format=torch.channels_last)
         self.register_buffer(key, t, persistent=False)
         self._const_key[idx] = key
 
@@ -212,11 +264,12 @@ class TFLiteGraph(nn.Module):
                 pad = (t, lft)
             else:
                 xc = F.pad(xc, (lft, rgt, t, btm))
+        xc = xc.contiguous(memory_format=torch.channels_last)  # no copy when x is contiguous NHWC
         y = F.conv2d(xc, w, b, (sh, sw), pad, (dh, dw), groups)
         return y.permute(0, 2, 3, 1)
 
     def _pool(self, x: torch.Tensor, opt, kind: str) -> torch.Tensor:
-        xc = x.permute(0, 3, 1, 2)
+        xc = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         k, s = (opt.filterHeight, opt.filterWidth), (opt.strideH, opt.strideW)
         if opt.padding == _SAME:
             t, btm = _same_pads(xc.shape[2], k[0], s[0], 1)
@@ -261,7 +314,7 @@ class TFLiteGraph(nn.Module):
         return x[tuple(idx)]
 
     def forward(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
-        env: dict[int, torch.Tensor] = dict(zip(self.inputs, inputs))
+        env: dict[int, torch.Tensor] = {i: x.contiguous() for i, x in zip(self.inputs, inputs)}
 
         def get(i: int) -> torch.Tensor:
             return env[i] if i in env else self._const(i)
@@ -284,6 +337,10 @@ class TFLiteGraph(nn.Module):
             elif name in ("ADD", "SUB", "MUL"):
                 a, b = get(ins[0]), get(ins[1])
                 y = a + b if name == "ADD" else a - b if name == "SUB" else a * b
+            elif name == "PRELU":  # fused by _fuse_prelu
+                x = get(ins[0])
+                y = F.prelu(x.permute(0, 3, 1, 2), self._const(ins[1])).permute(0, 2, 3, 1) if x.ndim == 4 else \
+                    F.prelu(x, self._const(ins[1]))
             elif name == "RELU":
                 y = F.relu(get(ins[0]))
             elif name == "ABS":

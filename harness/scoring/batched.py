@@ -189,7 +189,7 @@ def _identity(x):
 # ----------------------------------------------------------------------------------------------------------------
 # MTCNN with vectorised refinement stages
 # ----------------------------------------------------------------------------------------------------------------
-def _refine_inputs(table: torch.Tensor, boxes: torch.Tensor, image_inds: torch.Tensor, w: int, h: int, size: int):
+def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor, w: int, h: int, size: int):
     """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
     all boxes at once. Boxes whose clipped crop is empty are dropped (facenet-pytorch fails on them)."""
     from facenet_pytorch.models.utils.detect_face import pad
@@ -201,14 +201,17 @@ def _refine_inputs(table: torch.Tensor, boxes: torch.Tensor, image_inds: torch.T
         keep = torch.as_tensor(np.flatnonzero(ok), device=boxes.device)
         y, ey, x, ex = y[ok], ey[ok], x[ok], ex[ok]
         boxes, image_inds = boxes[keep], image_inds[keep]
-    im = roi_area_resize(table, image_inds, y - 1, ey, x - 1, ex, size)
+    im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)
     return (im - 127.5) * 0.0078125, boxes, image_inds
 
 
-def mtcnn_detect(mtcnn, x_u8: torch.Tensor) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
     candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
-    (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch."""
+    (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
+
+    ``use_table``: pool the R/O-Net crops from a summed-area table (default: off the CPU; see
+    :func:`harness.faces.warp.roi_area_resize`)."""
     from facenet_pytorch.models.utils.detect_face import (batched_nms, batched_nms_numpy, bbreg,
                                                           fixed_batch_process, generateBoundingBox, imresample,
                                                           rerec)
@@ -247,10 +250,12 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor) -> tuple[list[np.ndarray], list[np.n
                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
     boxes = rerec(boxes)
 
-    table = summed_area(x_u8) if len(boxes) else None
+    if use_table is None:
+        use_table = dev.type != "cpu"
+    table = summed_area(x_u8) if len(boxes) and use_table else None
     # stage 2: R-Net on 24x24 crops
     if len(boxes):
-        im, boxes, image_inds = _refine_inputs(table, boxes, image_inds, w, h, 24)
+        im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 24)
         reg, prob = fixed_batch_process(im, rnet)
         score = prob[:, 1]
         ipass = score > thr[1]
@@ -263,7 +268,7 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor) -> tuple[list[np.ndarray], list[np.n
     # stage 3: O-Net on 48x48 crops, landmarks, NMS ("Min") per image
     points = torch.zeros(0, 5, 2, device=dev)
     if len(boxes):
-        im, boxes, image_inds = _refine_inputs(table, boxes, image_inds, w, h, 48)
+        im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 48)
         reg, lms, prob = fixed_batch_process(im, onet)
         score = prob[:, 1]
         ipass = score > thr[2]

@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def nuaa_run(tmp_path_factory, shared):
     tmp = tmp_path_factory.mktemp("replay")
     env = dict(os.environ, HARNESS_RESULTS=str(tmp / "results"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
-               HARNESS_CACHE=str(tmp / "wcache"))
-    r = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "runtime.progress=false"], cwd=ROOT,
+               HARNESS_CACHE=str(tmp / "wcache"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    # cwd = tmp: MLflow's sqlite store puts run artifacts in ./mlruns of the working directory
+    r = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "runtime.progress=false"], cwd=tmp,
                        env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     (run_dir,) = sorted((tmp / "results" / "runs").glob("*/*"))
