@@ -85,3 +85,15 @@ def test_warp_puts_landmarks_on_template(shared, detector):
     again = detector.detect([np.ascontiguousarray(np.pad(crop, ((56, 56), (56, 56), (0, 0)), constant_values=127))])[0]
     assert again is not None
     np.testing.assert_allclose(again.landmarks - 56, template, atol=4.0)
+
+
+def test_padding_fixes_landmarks_on_tight_crops(shared):
+    """A 150x150 crop that the face fills: padding before MTCNN gives the landmarks found in a roomy canvas."""
+    img = decode_image(read_bytes(shared / "datasets/faceapi_bbt/images/amy/amy1.png"))
+    canvas = np.zeros((450, 450, 3), np.uint8)
+    canvas[150:300, 150:300] = img
+    ref = MTCNNDetector(min_face_size=40).detect([canvas])[0]
+    padded = MTCNNDetector(min_face_size=40, pad_fraction=1.0).detect([img])[0]
+    assert ref is not None and padded is not None
+    np.testing.assert_allclose(padded.landmarks, ref.landmarks - 150, atol=0.5)
+    np.testing.assert_allclose(padded.box, ref.box - 150, atol=0.5)

@@ -6,6 +6,8 @@
 * :func:`crop_resize_batch` - ``cv2.resize(frame[y1:y2+1, x1:x2+1], (w, h))`` (INTER_LINEAR, half-pixel centres,
   edge clamped inside the rectangle) for N faces and K rectangles each, placed side by side, as one
   ``grid_sample`` call: the axis-aligned affine warp behind :meth:`PADModel.crop_regions`.
+  :func:`crop_resize_fixed` samples the same points with OpenCV's fixed-point weights and rounding, and equals
+  ``cv2.resize`` bit for bit (the engine's default for PAD crops).
 * :func:`roi_area_resize` - ``F.interpolate(img[..., y0:y1, x0:x1], size, mode="area")`` for many boxes of a
   batch at once, from an integer summed-area table (exact sums; the same ``sum / kh / kw`` division as the
   adaptive average pooling ``interpolate`` runs), used by the vectorised MTCNN refinement stages.
@@ -103,6 +105,67 @@ def crop_resize_batch(images: torch.Tensor, rows: torch.Tensor | np.ndarray, rec
     grid = grid.to(torch.float32).to(dev, non_blocking=True)
     src = images.index_select(0, torch.as_tensor(rows, dtype=torch.long).to(dev))
     return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def _cv2_linear_coeffs(lo: np.ndarray, hi: np.ndarray, n_out: int, clamp: bool):
+    """OpenCV's INTER_LINEAR source index and 11-bit weights along one axis of inclusive ranges ``[lo, hi]``:
+    ``f = float32((i + 0.5) * len / n_out - 0.5)``, ``s = floor(f)``, weights ``rint((1 - frac) * 2048)`` and
+    ``rint(frac * 2048)``; along x (``clamp``) an index left of the range or at its last pixel gets weight
+    (2048, 0), along y it does not (OpenCV clamps only the row index there). Returns absolute indices of both
+    taps (clipped into the range) and both weights, each ``[N, n_out]`` int64."""
+    length = (hi - lo + 1).astype(np.int64)
+    scale = length.astype(np.float64)[:, None] / n_out
+    f = ((np.arange(n_out)[None, :] + 0.5) * scale - 0.5).astype(np.float32)
+    s = np.floor(f).astype(np.int64)
+    f = (f - s.astype(np.float32)).astype(np.float32)
+    if clamp:
+        low = s < 0
+        f[low], s[low] = 0, 0
+        high = s >= (length - 1)[:, None]
+        f[high] = 0
+        s = np.where(high, (length - 1)[:, None], s)
+    w0 = np.rint((np.float32(1) - f) * np.float32(2048)).astype(np.int64)
+    w1 = np.rint(f * np.float32(2048)).astype(np.int64)
+    last = (length - 1)[:, None]
+    i0 = np.clip(s, 0, last) + lo[:, None]
+    i1 = np.clip(s + 1, 0, last) + lo[:, None]
+    return i0, i1, w0, w1
+
+
+def crop_resize_fixed(images_u8: torch.Tensor, rows: torch.Tensor | np.ndarray, rects: np.ndarray,
+                      out_hw: tuple[int, int]) -> torch.Tensor:
+    """:func:`crop_resize_batch` in OpenCV's own fixed-point arithmetic: ``uint8 [N, C, h, K * w]`` equal to
+    ``cv2.resize(frame[y1:y2+1, x1:x2+1], (w, h))`` (INTER_LINEAR) bit for bit (OpenCV 4.x/5.0 8-bit path:
+    11-bit weights, horizontal pass in int, vertical pass ``((b0*(S0>>4))>>16) + ((b1*(S1>>4))>>16) + 2 >> 2``),
+    computed with integer gathers on the images' device. ``images_u8``: ``uint8 [B, C, H, W]``."""
+    h, w = out_hw
+    b, c, hs, ws = images_u8.shape
+    dev = images_u8.device
+    r = np.asarray(rects, dtype=np.int64).reshape(len(rects), -1, 4)
+    n, k = r.shape[:2]
+    flat = r.reshape(n * k, 4)
+    x0, x1, a0, a1 = _cv2_linear_coeffs(flat[:, 0], flat[:, 2], w, clamp=True)  # [NK, w]
+    y0, y1, b0, b1 = _cv2_linear_coeffs(flat[:, 1], flat[:, 3], h, clamp=False)  # [NK, h]
+    img = np.repeat(np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64), k)  # [NK]
+
+    def t(a):
+        return torch.as_tensor(a).to(dev, non_blocking=True)
+
+    img_t, x0, x1, y0, y1 = t(img), t(x0), t(x1), t(y0), t(y1)
+    a0, a1, b0, b1 = (t(v).to(torch.int32) for v in (a0, a1, b0, b1))
+    plane = (img_t[:, None] * c + torch.arange(c, device=dev)[None, :]) * (hs * ws)  # [NK, C]
+    src = images_u8.reshape(-1)
+
+    def tap(yy, xx):  # [NK, C, h, w] int32
+        pix = yy[:, :, None] * ws + xx[:, None, :]
+        return src[plane[:, :, None, None] + pix[:, None, :, :]].to(torch.int32)
+
+    a0, a1 = a0[:, None, None, :], a1[:, None, None, :]
+    s0 = tap(y0, x0) * a0 + tap(y0, x1) * a1
+    s1 = tap(y1, x0) * a0 + tap(y1, x1) * a1
+    out = (((b0[:, None, :, None] * (s0 >> 4)) >> 16) + ((b1[:, None, :, None] * (s1 >> 4)) >> 16) + 2) >> 2
+    out = out.clamp_(0, 255).to(torch.uint8)  # [NK, C, h, w]
+    return out.reshape(n, k, c, h, w).permute(0, 2, 3, 1, 4).reshape(n, c, h, k * w)
 
 
 def summed_area(images_u8: torch.Tensor) -> torch.Tensor:

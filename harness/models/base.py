@@ -8,7 +8,9 @@ its own channel order and scaling inside ``forward``.
   higher = more likely bona fide.
 
 Landmark order (MTCNN's): image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth
-corner; pixel coordinates ``(x, y)`` with the origin at the top-left pixel's top-left corner.
+corner; pixel coordinates ``(x, y)`` as the detector returns them (OpenCV's warp treats integer coordinates
+as pixel centres). Templates are measured in that same convention (e.g. the mean MTCNN landmarks on reference
+crops), so any half-pixel offset of the detector cancels.
 """
 
 from __future__ import annotations

@@ -471,32 +471,6 @@ def _state_dict(parsed: dict) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 similarity (rotation, uniform scale, translation) minimising the squared error src -> dst."""
-    n = len(src)
-    a = np.zeros((2 * n, 4))
-    a[0::2] = np.c_[src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)]
-    a[1::2] = np.c_[src[:, 1], src[:, 0], np.zeros(n), np.ones(n)]
-    p, q, tx, ty = np.linalg.lstsq(a, dst.reshape(-1), rcond=None)[0]
-    return np.array([[p, -q, tx], [q, p, ty]])
-
-
-def align_chip(image: np.ndarray, landmarks5: np.ndarray, template: np.ndarray = TEMPLATE) -> np.ndarray:
-    """RGB ``uint8`` HxWx3 image + MTCNN 5 landmarks (corner-origin pixels) -> 150x150x3 ``uint8`` chip.
-
-    Least-squares similarity onto ``template``, bilinear sampling, zeros outside the image (as dlib's chips).
-    Stop-gap until ``harness.faces.align.warp_to_template`` exists; same convention.
-    """
-    import cv2
-
-    m = _similarity_lstsq(np.asarray(landmarks5, np.float64), np.asarray(template, np.float64))
-    m[:, 2] += m[:, :2] @ [0.5, 0.5] - 0.5  # corner-origin -> OpenCV's pixel-centre coordinates
-    return cv2.warpAffine(
-        np.ascontiguousarray(image), m, (CROP, CROP),
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-    )
-
-
 @register_embedder("dlib_resnet")
 def build(device: str | torch.device = "cpu", **kw) -> DlibResNet:
     """dlib's face descriptor, weights fetched and verified via :data:`WEIGHTS`, in eval mode on ``device``."""

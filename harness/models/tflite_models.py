@@ -231,14 +231,14 @@ class TFLiteGraph(nn.Module):
             inner = (a, b, s_idx, ops[ps][1][1])
             if any(uses.get(t, 0) != 1 for t in inner) or any(ops[j][3] is not None and getattr(ops[j][3], "fusedActivationFunction", 0) for j in (pb, ps)):
                 continue
-            slope = (2.0 * consts[c_idx].astype(np.float32)).reshape(-1)
-            consts[-1 - len(repl)] = slope  # synthetic negative index for the fused slope
-            repl[k] = ("PRELU", [x, -1 - (len(repl))], outs, None)
+            slope_idx = len(self.shapes) + len(repl)  # a new constant after the file's own tensors
+            consts[slope_idx] = (2.0 * consts[c_idx].astype(np.float32)).reshape(-1)
+            repl[k] = ("PRELU", [x, slope_idx], outs, None)
             drop.update(chain)
         return [repl.get(k, op) for k, op in enumerate(ops) if k not in drop]
 
     def _put(self, idx: int, arr: np.ndarray) -> None:
-        key = f"c{idx}" if idx >= 0 else f"prelu{-idx}"
+        key = f"c{idx}"
         t = torch.from_numpy(np.array(arr, copy=True))
         if t.dtype == torch.float16:
             t = t.float()

@@ -18,7 +18,7 @@ Data path, per chunk of ``chunk_size`` manifest rows:
    batch (``tests/scoring``). ``fast_detect=False`` calls ``MTCNN.detect`` itself on the device tensor.
 3. **Align + embed** and **crop + PAD** from the same decoded batch: similarity matrices
    (:func:`harness.faces.warp.similarity_batch`) applied as one ``affine_grid``/``grid_sample`` warp; PAD crops
-   from :meth:`PADModel.crop_regions` as axis-aligned warps (or :meth:`PADModel.crop` on the CPU when a model
+   from :meth:`PADModel.crop_regions` as axis-aligned warps in OpenCV's fixed-point arithmetic (bit-exact; or :meth:`PADModel.crop` on the CPU when a model
    cannot express its crop that way). Model forwards run in ``batch_size`` slices, optionally under AMP and in
    channels-last layout.
 4. **Out of memory**: a ``torch.cuda.OutOfMemoryError`` in a detector or model batch halves that stage's batch
@@ -45,8 +45,8 @@ from tqdm.auto import tqdm
 
 from harness.faces.decode import DecodeError, content_hash, decode_image, decode_sample, read_bytes
 from harness.faces.detect import Detection
-from harness.faces.warp import (align_batch, crop_resize_batch, roi_area_resize, similarity_batch, summed_area,
-                                to_uint8)
+from harness.faces.warp import (align_batch, crop_resize_batch, crop_resize_fixed, roi_area_resize, similarity_batch,
+                                summed_area, to_uint8)
 from harness.scoring.cache import ScoreCache, cache_key
 from harness.scoring.engine import ScoreTable
 
@@ -387,6 +387,7 @@ def score_manifest_batched(
     gpu_decode: bool | None = None,
     fast_detect: bool = True,
     channels_last: bool = False,
+    pad_crop: str = "fixed",
     profile: dict | None = None,
 ) -> ScoreTable:
     """Score every manifest row: the contract of :func:`harness.scoring.engine.score_manifest`.
@@ -395,9 +396,13 @@ def score_manifest_batched(
     this process); ``gpu_decode``: decode plain JPEGs with nvjpeg (default: on when the models are on CUDA);
     ``fast_detect``: vectorised MTCNN refinement (:func:`mtcnn_detect`) instead of ``MTCNN.detect``;
     ``channels_last``: run the model forwards in channels-last layout (converts the models' parameters);
+    ``pad_crop``: ``"fixed"`` (OpenCV's fixed-point bilinear, equal to the simple engine's crops) or
+    ``"grid_sample"`` (float warp, within one grey level);
     ``profile``: a dict to fill with seconds per stage, counts and batch-size back-off events.
     """
     t_start = time.perf_counter()
+    if pad_crop not in ("fixed", "grid_sample"):
+        raise ValueError(f"pad_crop must be 'fixed' or 'grid_sample', got {pad_crop!r}")
     manifest = manifest.reset_index(drop=True) if not manifest.index.equals(pd.RangeIndex(len(manifest))) else manifest
     n = len(manifest)
     dev = torch.device(device) if device is not None else _model_device(embedder, pad)
@@ -526,7 +531,7 @@ def score_manifest_batched(
         todo = [i for i in faced if k_pad[i] not in hit]
         if todo:
             with timer("crop_pad"):
-                crops = _pad_crops(todo, where, imgs, det_arr, pad)
+                crops = _pad_crops(todo, where, imgs, det_arr, pad, exact=pad_crop == "fixed")
                 out = np.concatenate(pad_backoff.run(lambda a, b: forward(pad, crops[a:b]), len(todo))).reshape(-1)
                 del crops
             for i, v in zip(todo, out):
@@ -636,7 +641,7 @@ def _aligned_crops(todo, where, imgs, det_arr, embedder) -> torch.Tensor:
     return out
 
 
-def _pad_crops(todo, where, imgs, det_arr, pad) -> torch.Tensor:
+def _pad_crops(todo, where, imgs, det_arr, pad, exact: bool = True) -> torch.Tensor:
     """uint8 ``[N, 3, h, w]`` PAD crops in ``todo`` order: device warps from ``crop_regions``, else ``crop``."""
     h, w = pad.crop_size
     dev = next(iter(imgs.values())).device
@@ -657,10 +662,14 @@ def _pad_crops(todo, where, imgs, det_arr, pad) -> torch.Tensor:
             part = items[s:s + 256]
             ks = [k for k, _ in part]
             rects = np.asarray([r for _, r in part], dtype=np.int64)
-            rows = torch.as_tensor([where[todo[k]][1] for k in ks], device=dev)
-            src = imgs[hw].index_select(0, rows).float()
-            crops = crop_resize_batch(src, np.arange(len(ks)), rects, (h, w // rects.shape[1]))
-            out[torch.as_tensor(ks, device=dev)] = to_uint8(crops)
+            rows = [where[todo[k]][1] for k in ks]
+            size = (h, w // rects.shape[1])
+            if exact:  # OpenCV's fixed-point bilinear: the simple engine's crops bit for bit
+                crops = crop_resize_fixed(imgs[hw], rows, rects, size)
+            else:
+                src = imgs[hw].index_select(0, torch.as_tensor(rows, device=dev)).float()
+                crops = to_uint8(crop_resize_batch(src, np.arange(len(ks)), rects, size))
+            out[torch.as_tensor(ks, device=dev)] = crops
     for k in cpu_side:
         hw, r = where[todo[k]]
         frame = imgs[hw][r].permute(1, 2, 0).cpu().numpy()
