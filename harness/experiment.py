@@ -208,8 +208,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     pad = build_pad(cfg.pad.name, device=device)
     cache = ScoreCache(Path(cfg.results_dir) / "cache" / "scores.sqlite" if rt.cache else None)
     try:
-        table = score_manifest(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
-                               chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress))
+        engine = str(rt.get("engine", "simple"))
+        if engine == "batched":  # harness.scoring.batched: worker decode, device warps, OOM back-off
+            from harness.scoring.batched import score_manifest_batched
+
+            table = score_manifest_batched(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
+                                           chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
+                                           workers=int(rt.get("workers", 0)), device=device)
+        elif engine == "simple":
+            table = score_manifest(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
+                                   chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress))
+        else:
+            raise ValueError(f"unknown runtime.engine {engine!r} (expected 'simple' or 'batched')")
     finally:
         cache.close()
     t_scored = time.time()

@@ -80,3 +80,20 @@ def test_bad_protocol_names_the_key():
         split_enrol_probe(df, {"mode": "field", "field": "session", "enrol_in": ["1"]})
     with pytest.raises(ValueError, match="protocol.enrol.mode"):
         split_enrol_probe(df, {"mode": "random"})
+
+
+def test_official_split_partition_and_leak():
+    df, emb = _table()
+    df["path"] = "/x/" + df["sample_id"]
+    df["split"] = df["subject"].map({"a": "dev", "b": "dev", "c": "test", "d": "train"})
+    df["purpose"] = np.where(df["label"] == "attack", "attack", np.where(df["sample_id"].str.endswith(("b0", "b1")), "enroll", "authenticate"))
+    proto = {"enrol": {"mode": "field", "field": "purpose", "enrol_in": ["enroll"], "probe_in": ["authenticate", "attack"]},
+             "partition": "split", "dev_splits": ["dev"], "eval_splits": ["test"]}
+    tr = build_trials(df, emb, "cosine", proto)
+    assert tr.partitions == {"dev": ["a", "b"], "eval": ["c"]}
+    assert tr.counts["probe_samples_outside_partitions"] == 4  # subject d (train split) is neither dev nor eval
+    assert tr.counts["eval_impostor_trials"] == 0 and tr.counts["eval_genuine_trials"] == 2
+    assert tr.counts["dev_impostor_trials"] == 2 * 2 * 1
+    df.loc[df["sample_id"] == "a/x0", "split"] = "test"  # subject a now in dev and test
+    with pytest.raises(ValueError, match="subject 'a' appears in both.*a/x0"):
+        build_trials(df, emb, "cosine", proto)

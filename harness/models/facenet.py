@@ -22,8 +22,9 @@ instead, so :data:`TEMPLATE` is where MTCNN's landmarks land in such 160x160 cro
 (:func:`landmarks_in_crop`) on 168 faces - 128 NUAA frames (8 per subject, faces well inside the frame) and the 40
 faceapi_bbt crops (detected on a 25 px black border: MTCNN's landmarks on the unpadded tight crops are off by
 ~13 px) - averaged, then mirror-symmetrised (left/right swapped and x reflected; the sample mean leans 2 px to
-one side from head pose). Per-point spread is 4-9 px (MTCNN's box/landmark relation varies with pose), so this is
-a convention, not an exact reproduction of the box crop. ``margin=m`` (facenet-pytorch's margin in output pixels)
+one side from head pose). Per-coordinate standard deviation is up to 9 px on NUAA and 19 px on the BBT stills
+(MTCNN's box/landmark relation varies with pose; the two sets' means differ by ~6 px in y), so this is a
+convention, not an exact reproduction of the box crop. ``margin=m`` (facenet-pytorch's margin in output pixels)
 maps to ``80 + (TEMPLATE - 80) * (160 - m) / 160``.
 """
 
@@ -69,11 +70,11 @@ CROP = 160
 #: MTCNN landmarks in facenet-pytorch's 160x160 margin-0 crops (see the module docstring)
 TEMPLATE = np.array(
     [
-        [43.21, 60.10],
-        [116.79, 60.10],
-        [80.00, 92.71],
-        [49.89, 122.23],
-        [110.11, 122.23],
+        [43.20, 59.94],
+        [116.80, 59.94],
+        [80.00, 92.69],
+        [49.92, 122.49],
+        [110.08, 122.49],
     ],
     dtype=np.float64,
 )

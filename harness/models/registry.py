@@ -28,6 +28,9 @@ def _load_builtin() -> None:
     # importing the modules registers their factories
     import harness.models.dlib_resnet  # noqa: F401
     import harness.models.minifasnet  # noqa: F401
+    import harness.models.facenet  # noqa: F401
+    import harness.models.onnx_models  # noqa: F401
+    import harness.models.tflite_models  # noqa: F401
 
 
 def build_embedder(name: str, **kwargs) -> Embedder:

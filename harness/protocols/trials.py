@@ -9,7 +9,9 @@
   every other enrolled subject's template *in the same partition*; attack = attack probe vs the template of
   the subject it impersonates (the fraud a stolen photo enables).
 * Partitions: subjects are split, seeded, into disjoint ``dev`` (threshold selection) and ``eval``
-  (reporting) sets; every trial and PAD sample belongs to its subjects' partition.
+  (reporting) sets; every trial and PAD sample belongs to its subjects' partition. With
+  ``partition: split`` the database's own split decides instead (``dev_splits`` -> dev, ``eval_splits`` ->
+  eval, e.g. Replay-Attack's devel/test); a subject found in both is an error naming it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,22 @@ def subject_partition(subjects, dev_fraction: float, seed: int) -> dict[str, str
     return {subs[j]: ("dev" if r < n_dev else "eval") for r, j in enumerate(order)}
 
 
+def split_partition(samples: pd.DataFrame, dev_splits, eval_splits) -> dict[str, str]:
+    """``{subject: 'dev'|'eval'}`` from the database's official split; subjects only in other splits are left out."""
+    dev_s, eval_s = set(_as_str_list(dev_splits)), set(_as_str_list(eval_splits))
+    out: dict[str, str] = {}
+    for subj, grp in samples.groupby("subject"):
+        sp = grp["split"].astype(str)
+        parts = {"dev" if x in dev_s else "eval" for x in sp if x in dev_s | eval_s}
+        if len(parts) > 1:
+            raise ValueError(f"subject {subj!r} appears in both dev splits {sorted(dev_s)} and eval splits "
+                             f"{sorted(eval_s)}: e.g. {grp.loc[sp.isin(dev_s), 'path'].iloc[0]} and "
+                             f"{grp.loc[sp.isin(eval_s), 'path'].iloc[0]}; the official partition leaks")
+        if parts:
+            out[subj] = parts.pop()
+    return out
+
+
 def _as_str_list(v) -> list[str]:
     return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
 
@@ -66,13 +84,19 @@ def split_enrol_probe(samples: pd.DataFrame, enrol: dict) -> tuple[pd.Series, pd
 
 def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, protocol: dict) -> Trials:
     """Build every trial of the protocol from a scored sample table (see module docstring)."""
-    part = subject_partition(samples["subject"], float(protocol.get("dev_fraction", 0.5)), int(protocol.get("seed", 0)))
+    mode = protocol.get("partition", "subjects")
+    if mode == "subjects":
+        part = subject_partition(samples["subject"], float(protocol.get("dev_fraction", 0.5)), int(protocol.get("seed", 0)))
+    elif mode == "split":
+        part = split_partition(samples, protocol.get("dev_splits", ["dev"]), protocol.get("eval_splits", ["test"]))
+    else:
+        raise ValueError(f"protocol.partition must be 'subjects' or 'split', got {mode!r}")
     is_enrol, is_probe = split_enrol_probe(samples, protocol["enrol"])
     scored = samples["status"] == "scored"
 
     templates: dict[str, np.ndarray] = {}
     fte = []
-    for subj, grp in samples[is_enrol].groupby("subject"):
+    for subj, grp in samples[is_enrol & samples["subject"].isin(list(part))].groupby("subject"):
         ok = grp.index[scored[grp.index]]
         if len(ok) == 0:
             fte.append(subj)
@@ -84,6 +108,8 @@ def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, pro
 
     probes = samples[is_probe].copy()
     probes["partition"] = probes["subject"].map(part)
+    n_unpartitioned = int(probes["partition"].isna().sum())
+    probes = probes[probes["partition"].notna()]
     ok = probes[probes["status"] == "scored"]
     rows = []
     subj_by_part = {p: [s for s in templates if part[s] == p] for p in ("dev", "eval")}
@@ -109,10 +135,11 @@ def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, pro
         "enrolment_samples": int(is_enrol.sum()),
         "probe_samples": int(len(probes)),
         "samples_neither_enrol_nor_probe": int((~is_enrol & ~is_probe).sum()),
+        "probe_samples_outside_partitions": n_unpartitioned,
         "attack_probes_without_enrolment": int(((ok["label"] == "attack") & ~ok["subject"].isin(list(templates))).sum()),
     }
     for p in ("dev", "eval"):
-        counts[f"{p}_subjects"] = sorted(s for s, q in part.items() if q == p)
+        counts[f"{p}_subjects"] = sorted(str(s) for s, q in part.items() if q == p)
         for kind in ("genuine", "impostor", "attack"):
             counts[f"{p}_{kind}_trials"] = int(((trials["kind"] == kind) & (trials["partition"] == p)).sum())
     return Trials(trials=trials, probes=probes, partitions={p: counts[f"{p}_subjects"] for p in ("dev", "eval")}, counts=counts)
