@@ -133,16 +133,21 @@ def run(model, x, batch: int):
 
 
 def throughput(fn, x, reps: int) -> float:
+    """Images/s of ``fn(x)`` (best of ``reps`` after a warm-up); CUDA work is synchronised before timing stops."""
     import torch
+
+    def sync():
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
 
     with torch.inference_mode():
         fn(x)
+        sync()
         best = float("inf")
         for _ in range(reps):
             t = time.perf_counter()
             fn(x)
-            if x.is_cuda:
-                torch.cuda.synchronize()
+            sync()
             best = min(best, time.perf_counter() - t)
     return len(x) / best
 
@@ -159,16 +164,21 @@ def runtimes(model):
         def tch(x):
             return model.net.run_torch(model.to_input(x.to(model.device)))
 
-        return {"onnxruntime": ort, "onnx2torch": tch}
+        dev = "" if model.device.type == "cpu" else f"@{model.device.type}"
+        return {"onnxruntime": ort, f"onnx2torch{dev}": tch}
     if isinstance(model, (MobileFaceNetTFLite, FaceAntiSpoofingTFLite)):
+        call = model.embed if isinstance(model, MobileFaceNetTFLite) else model.score
+
         def lite(x):
-            return model.reference(x)
+            return call(x, backend="litert")
 
         def port(x):
-            return model(x.to(model.device))
+            return call(x, backend="torch")
 
-        return {"litert": lite, "torch port": port}
-    return {"torch": lambda x: model(x.to(model.device))}
+        dev = "" if model.device.type == "cpu" else f"@{model.device.type}"
+        return {"litert": lite, f"torch port{dev}": port}
+    dev = "" if model.device.type == "cpu" else f"@{model.device.type}"
+    return {f"torch{dev}": lambda x: model(x.to(model.device))}
 
 
 def parity(model, x) -> float | None:
@@ -195,8 +205,25 @@ def verification(model, imgs, det, df) -> dict:
     sim = model.similarity(emb[iu[0]], emb[iu[1]])
     same = subj[iu[0]] == subj[iu[1]]
     e, t = eer(sim[~same], sim[same])
-    return {"eer": e, "eer_threshold": t, "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()),
-            "n_faces": int(ok.sum()), "crops": crops}
+    return {"eer": e, "eer_threshold": t, "d_prime": d_prime(sim[same], sim[~same]), "n_genuine": int(same.sum()),
+            "n_impostor": int((~same).sum()), "n_faces": int(ok.sum()), "crops": crops}
+
+
+def _random_facenet(out: Path) -> Path:
+    """A seeded random InceptionResnetV1 state_dict (for timing only)."""
+    import torch
+    from facenet_pytorch import InceptionResnetV1
+
+    p = out / "facenet-random-seed0.pt"
+    if not p.is_file():
+        torch.manual_seed(0)
+        torch.save(InceptionResnetV1(pretrained=None).eval().state_dict(), p)
+    return p
+
+
+def d_prime(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """Decidability ``(mean_g - mean_i) / sqrt((var_g + var_i) / 2)``: separates models when every EER is 0."""
+    return float((genuine.mean() - impostor.mean()) / np.sqrt((genuine.var() + impostor.var()) / 2))
 
 
 def pad_metrics(model, imgs, det, df, threshold: float) -> dict:
@@ -233,6 +260,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--ablations", action="store_true")
+    ap.add_argument("--random-facenet", action="store_true",
+                    help="when the facenet weights are unavailable, time a seeded random init (no EER)")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench_models"))
     args = ap.parse_args(argv)
 
@@ -241,6 +270,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from harness.models.registry import build_embedder, build_pad
+    from harness.models.weights import sha256_file
     from harness.paths import DataMissingError, shared_root
 
     shared = shared_root(required=True)
@@ -248,15 +278,27 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 
-    def build(kind, name, **kw):
+    def build(kind, name, device=None, quiet=False, **kw):
         if name.startswith("faceplugin"):
             kw["threads"] = args.threads  # onnxruntime intra-op threads
+        device = device or args.device
         try:
-            return (build_embedder if kind == "embedder" else build_pad)(name, device=args.device, **kw)
+            return (build_embedder if kind == "embedder" else build_pad)(name, device=device, **kw)
         except (DataMissingError, FileNotFoundError) as e:
-            _log(f"  {name}: skipped ({e})")
-            rows.append({"model": name, "kind": kind, "skipped": str(e)})
+            if name.startswith("facenet") and args.random_facenet:
+                return build(kind, name, device, quiet, weights_path=_random_facenet(out))
+            if not quiet:
+                _log(f"  {name}: skipped ({e})")
+                rows.append({"model": name, "kind": kind, "skipped": str(e)})
             return None
+
+    def cuda_vs_cpu(kind, name, model, crops, opts) -> float | None:
+        """max |output on the model's device - output of a CPU twin| (None on CPU)."""
+        if model.device.type == "cpu":
+            return None
+        twin = build(kind, name, device="cpu", quiet=True, **opts)
+        x = to_batch(crops[:args.parity_n])
+        return float(np.abs(run(model, x, 32) - run(twin, x, 32)).max())
 
     def speed(model, crops) -> dict:
         if args.skip_speed:
@@ -291,14 +333,20 @@ def main(argv=None) -> int:
                 same = subj[iu[0]] == subj[iu[1]]
                 e, _ = eer(sim[~same], sim[same])
                 rows.append({"model": name + " (package's square box crop, no alignment)", "kind": "embedder",
-                             "eer": e, "ablation": True})
+                             "eer": e, "d_prime": d_prime(sim[same], sim[~same]), "ablation": True})
                 continue
             r = verification(m, imgs, det, df)
             crops = r.pop("crops")
-            r.update(model=name, kind="embedder", id=m.model_id, dim=m.dim, metric=m.metric,
-                     parity=parity(m, to_batch(crops[:args.parity_n])), speed=speed(m, crops))
+            rnd = out / "facenet-random-seed0.pt"
+            is_random = name.startswith("facenet") and rnd.is_file() and m.weights_sha256 == sha256_file(rnd)
+            if is_random:
+                r.update(eer=None, d_prime=None)
+            r.update(model=name + (" (random init: speed only)" if is_random else ""), kind="embedder", id=m.model_id, dim=m.dim, metric=m.metric,
+                     parity=parity(m, to_batch(crops[:args.parity_n])), speed=speed(m, crops),
+                     cuda_vs_cpu=cuda_vs_cpu("embedder", name, m, crops, {}))
             rows.append(r)
-            _log(f"  EER {r['eer']:.4f} parity {r['parity']} speed {r['speed']}")
+            _log(f"  EER {r['eer']} d' {r['d_prime']} parity {r['parity']} speed {r['speed']} "
+                 f"cuda-cpu {r['cuda_vs_cpu']}")
 
     if args.pads:
         _log(f"NUAA test subset n={args.nuaa_n} ...")
@@ -317,10 +365,11 @@ def main(argv=None) -> int:
             label = name + (f" (fed {opts['channels']})" if opts else "")
             r.update(model=label, kind="pad", id=m.model_id, ablation=bool(opts),
                      parity=None if opts else parity(m, to_batch(crops[:args.parity_n])),
-                     speed={} if opts else speed(m, crops))
+                     speed={} if opts else speed(m, crops),
+                     cuda_vs_cpu=None if opts else cuda_vs_cpu("pad", name, m, crops, opts))
             rows.append(r)
             _log(f"  APCER {r['apcer']} BPCER {r['bpcer']:.3f} D-EER {r['d_eer']:.3f} parity {r['parity']} "
-                 f"speed {r['speed']}")
+                 f"speed {r['speed']} cuda-cpu {r['cuda_vs_cpu']}")
 
     meta = {"threads": args.threads, "batch": args.batch, "device": args.device, "nuaa_n": args.nuaa_n,
             "torch": torch.__version__, "cpu_count": os.cpu_count(), "machine": os.uname().machine}
@@ -333,7 +382,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         f"threads={meta['threads']} batch={meta['batch']} device={meta['device']} torch={meta['torch']}",
         "",
-        "| model | source | licence | parity (max abs diff) | images/s | EER (bbt) | APCER print @ native t | BPCER @ native t | D-EER (NUAA) |",
+        "| model | source | licence | parity (max abs diff) | images/s | EER (bbt), d' | APCER print @ native t | BPCER @ native t | D-EER (NUAA) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -345,8 +394,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
         src, lic = SOURCES.get(base, ("", ""))
         par = "-" if r.get("parity") is None else f"{r['parity']:.1e}"
         spd = ", ".join(f"{v:.0f} ({k})" for k, v in (r.get("speed") or {}).items()) or "-"
+        if r.get("cuda_vs_cpu") is not None:
+            par += f"; cuda vs cpu {r['cuda_vs_cpu']:.1e}"
         if r["kind"] == "embedder":
-            lines.append(f"| {r['model']} | {src} | {lic} | {par} | {spd} | {100 * r['eer']:.1f} % | | | |")
+            ev = "n/a" if r.get("eer") is None else f"{100 * r['eer']:.1f} %, {r['d_prime']:.2f}"
+            lines.append(f"| {r['model']} | {src} | {lic} | {par} | {spd} | {ev} | | | |")
         else:
             apc = ", ".join(f"{100 * v:.1f} %" for v in r["apcer"].values())
             lines.append(f"| {r['model']} | {src} | {lic} | {par} | {spd} | | {apc} (t={r['threshold']:g}) | "

@@ -283,6 +283,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
                                 dataset=dataset_fp, trials=tr.trials, probes=tr.probes)
     write_operating_point(doc, out_dir / "operating_point.json")
 
+    from harness.report.run_report import report_for_run  # report.html (+ report.json, conditions.csv)
+
+    report_for_run(cfg, out_dir, summary, tr.trials, tr.probes, samples, embedder=embedder, detector=detector)
+
     if cfg.tracking.enabled:
         from harness.export.mlflow_model import log_export
         from harness.tracking import log_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,14 +62,66 @@ def metrics_from_summary(summary_metrics: dict) -> dict[str, float]:
     return out
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an absolute ``sqlite:////...`` URI (None for any other store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """Exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where fcntl is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+_INITIALISED: set[str] = set()
+
+
+def init_store(uri: str) -> None:
+    """Create (or migrate) the tracking store once, safely when several processes start at the same moment.
+
+    MLflow creates a fresh sqlite database's tables on first use, and two processes doing it at once collide
+    (``table already exists`` / ``duplicate column``). For a sqlite URI the first use happens here under an
+    exclusive lock on ``<db>.lock``; the database is then switched to WAL journalling so that concurrent jobs
+    logging runs do not block readers. Other stores (a team server, postgres, ...) need nothing.
+    """
+    path = sqlite_path(uri)
+    if path is None or uri in _INITIALISED:
+        return
+    import mlflow
+
+    with _file_lock(path.with_name(path.name + ".lock")):
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates/migrates the tables
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+    _INITIALISED.add(uri)
+
+
 def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
     """Get or create the experiment; with a local sqlite store its artifacts go under ``artifact_root`` (not ./mlruns).
 
-    Safe when several jobs start at once: a lost creation race falls back to reading the winner's experiment.
+    Safe when several jobs start at once: the store is created under a file lock (:func:`init_store`) and a lost
+    experiment-creation race falls back to reading the winner's experiment.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    init_store(uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(name)
     if exp is None:
@@ -82,21 +135,59 @@ def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
     return exp.experiment_id
 
 
-def log_run(cfg: DictConfig, run_name: str, tags: dict, summary: dict, out_dir: Path) -> str:
-    """Create one MLflow run with params, metrics, tags and every file in ``out_dir`` as artifacts; return run id."""
+def report_metrics(out_dir: Path) -> dict[str, float]:
+    """Extra metrics the run's report computed (``report.json``: e.g. ``system/eval/expected_cost/value``)."""
+    f = Path(out_dir) / "report.json"
+    if not f.is_file():
+        return {}
+    try:
+        m = json.loads(f.read_text()).get("metrics") or {}
+    except ValueError:
+        return {}
+    return {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+            and abs(v) != float("inf")}
+
+
+#: CSV files of a run directory that are also logged as MLflow tables (``mlflow.log_table``: viewable and
+#: comparable across runs in the UI's artifact view / evaluation tab)
+TABLES = {"threshold_table.csv": "tables/threshold_table.json", "conditions.csv": "tables/conditions.json"}
+
+
+def log_tables(out_dir: Path) -> None:
     import mlflow
+    import pandas as pd
+
+    for name, artifact in TABLES.items():
+        f = Path(out_dir) / name
+        if f.is_file() and f.stat().st_size > 1:
+            df = pd.read_csv(f)
+            if len(df):
+                mlflow.log_table(data=df.astype(object).where(df.notna(), None), artifact_file=artifact)
+
+
+def log_run(cfg: DictConfig, run_name: str, tags: dict, summary: dict, out_dir: Path) -> str:
+    """Create one MLflow run with params, metrics, tags and every file in ``out_dir`` as artifacts; return run id.
+
+    Inside a tracked Hydra sweep (:mod:`harness.sweep`) the run is nested under the sweep's parent run.
+    """
+    import mlflow
+
+    from harness.sweep import child_run_kwargs
 
     uri = resolve_uri(cfg.tracking.uri)
     mlflow.set_tracking_uri(uri)
     ensure_experiment(cfg.tracking.experiment, uri, Path(cfg.results_dir) / "mlartifacts")
-    with mlflow.start_run(run_name=run_name) as run:
-        mlflow.set_tags(tags)
+    nest, sweep_tags = child_run_kwargs(Path(out_dir), uri)
+    with mlflow.start_run(run_name=run_name, **nest) as run:
+        mlflow.set_tags({**tags, **sweep_tags})
         params = params_from_config(cfg)
         items = list(params.items())
         for s in range(0, len(items), 90):
             mlflow.log_params(dict(items[s:s + 90]))
         metrics = metrics_from_summary(summary["metrics"])
         metrics.update({f"counts/{k}": float(v) for k, v in summary["accounting"].items() if isinstance(v, int)})
+        metrics.update(report_metrics(out_dir))
         mlflow.log_metrics(metrics)
+        log_tables(out_dir)
         mlflow.log_artifacts(str(out_dir))
         return run.info.run_id

@@ -163,7 +163,8 @@ class _ChunkSource(torch.utils.data.Dataset):
                     if img is not None and not _check_shape(img):
                         img = None
                 if img is None:
-                    img = torch.from_numpy(decode_sample(data, self.paths[i], self.frames[i])).permute(2, 0, 1)
+                    arr = decode_sample(data, self.paths[i], self.frames[i])
+                    img = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1)
             except DecodeError as e:
                 dec_err[i] = str(e)
                 continue
@@ -189,6 +190,90 @@ def _identity(x):
 # ----------------------------------------------------------------------------------------------------------------
 # MTCNN with vectorised refinement stages
 # ----------------------------------------------------------------------------------------------------------------
+_TRITON_NMS = None
+
+
+def _triton_nms_kernel():
+    """A per-image greedy NMS kernel (one program per image, all images at once), or None without Triton."""
+    global _TRITON_NMS
+    if _TRITON_NMS is None:
+        try:
+            import triton
+            import triton.language as tl
+        except ImportError:
+            _TRITON_NMS = False
+            return None
+
+        @triton.jit
+        def _nms(boxes_ptr, starts_ptr, counts_ptr, keep_ptr, thr, BLOCK: tl.constexpr):
+            pid = tl.program_id(0)
+            start = tl.load(starts_ptr + pid)
+            n = tl.load(counts_ptr + pid)
+            offs = tl.arange(0, BLOCK)
+            inside = offs < n
+            row = boxes_ptr + (start + offs) * 4
+            x1 = tl.load(row + 0, mask=inside, other=0.0)
+            y1 = tl.load(row + 1, mask=inside, other=0.0)
+            x2 = tl.load(row + 2, mask=inside, other=0.0)
+            y2 = tl.load(row + 3, mask=inside, other=0.0)
+            area = (x2 - x1) * (y2 - y1)
+            removed = (offs >= n).to(tl.int32)
+            for i in range(0, n):
+                gone = tl.sum(tl.where(offs == i, removed, 0))
+                if gone == 0:  # box i is kept: it removes the lower-scored boxes it overlaps
+                    bi = boxes_ptr + (start + i) * 4
+                    ax1 = tl.load(bi + 0)
+                    ay1 = tl.load(bi + 1)
+                    ax2 = tl.load(bi + 2)
+                    ay2 = tl.load(bi + 3)
+                    w = tl.maximum(tl.minimum(ax2, x2) - tl.maximum(ax1, x1), 0.0)
+                    h = tl.maximum(tl.minimum(ay2, y2) - tl.maximum(ay1, y1), 0.0)
+                    inter = w * h
+                    sa = (ax2 - ax1) * (ay2 - ay1)
+                    iou = tl.math.div_rn(inter, sa + area - inter)
+                    removed = removed | ((offs > i) & (iou > thr)).to(tl.int32)
+            tl.store(keep_ptr + start + offs, (removed == 0).to(tl.int8), mask=inside)
+
+        _TRITON_NMS = _nms
+    return _TRITON_NMS or None
+
+
+def batched_nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float,
+                          impl: str = "torchvision") -> torch.Tensor:
+    """``torchvision.ops.batched_nms`` (NMS within each ``idxs`` group; kept indices by decreasing score).
+
+    ``impl="triton"`` (CUDA): every group's greedy suppression in parallel, one Triton program per group, with
+    torchvision's IoU arithmetic (float32, IEEE division, suppress when IoU > threshold) on the same score order
+    (stable sort); falls back to torchvision for groups of more than 8192 boxes or without Triton."""
+    from torchvision.ops import batched_nms
+
+    kernel = _triton_nms_kernel() if impl == "triton" and boxes.is_cuda else None
+    if kernel is None or boxes.numel() == 0:
+        return batched_nms(boxes, scores, idxs, iou_threshold)
+    order = torch.argsort(scores, descending=True, stable=True)
+    order = order[torch.argsort(idxs[order], stable=True)]
+    b = boxes[order].to(torch.float32).contiguous()
+    groups = idxs[order]
+    counts = torch.bincount(groups, minlength=int(groups.max()) + 1)
+    top = int(counts.max())
+    if top > 8192:
+        return batched_nms(boxes, scores, idxs, iou_threshold)
+    starts = (torch.cumsum(counts, 0) - counts).to(torch.int64)
+    keep = torch.empty(len(order), dtype=torch.int8, device=boxes.device)
+    block = next(v for v in (256, 1024, 4096, 8192) if top <= v)  # few sizes: few Triton compilations
+    warps = 4 if block <= 1024 else (8 if block <= 4096 else 16)
+    try:
+        kernel[(len(counts),)](b, starts, counts.to(torch.int64), keep, float(iou_threshold), BLOCK=block,
+                               num_warps=warps, enable_fp_fusion=False)
+    except Exception as e:  # noqa: BLE001 - a Triton/driver problem must not stop scoring
+        global _TRITON_NMS
+        _TRITON_NMS = False
+        log.warning("Triton NMS unavailable (%s: %s); using torchvision's batched_nms", type(e).__name__, e)
+        return batched_nms(boxes, scores, idxs, iou_threshold)
+    kept = order[keep.bool()]
+    return kept[torch.argsort(scores[kept], descending=True, stable=True)]
+
+
 def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor, w: int, h: int, size: int):
     """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
     all boxes at once. Boxes whose clipped crop is empty are dropped (facenet-pytorch fails on them)."""
@@ -202,25 +287,43 @@ def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.
         y, ey, x, ex = y[ok], ey[ok], x[ok], ex[ok]
         boxes, image_inds = boxes[keep], image_inds[keep]
     im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)
+    im = im.contiguous(memory_format=torch.channels_last)  # the layout facenet-pytorch's crops have
     return (im - 127.5) * 0.0078125, boxes, image_inds
 
 
-def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: str = "torchvision",
+                 timings: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
     candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
     (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
 
+    The tensors keep facenet-pytorch's memory layout (channels-last: it permutes a BHWC batch), so that the
+    convolutions run the same kernels and give the same numbers on the GPU too.
     ``use_table``: pool the R/O-Net crops from a summed-area table (default: off the CPU; see
-    :func:`harness.faces.warp.roi_area_resize`)."""
-    from facenet_pytorch.models.utils.detect_face import (batched_nms, batched_nms_numpy, bbreg,
-                                                          fixed_batch_process, generateBoundingBox, imresample,
-                                                          rerec)
+    :func:`harness.faces.warp.roi_area_resize`). ``nms``: ``"torchvision"`` (what facenet-pytorch calls) or
+    ``"triton"`` (:func:`batched_nms_per_image`, CUDA) for the P- and R-Net stages; the O-Net stage keeps
+    facenet-pytorch's own NumPy "Min" NMS. ``timings``: a dict to add synchronised seconds per step to."""
+    from facenet_pytorch.models.utils.detect_face import (batched_nms_numpy, bbreg, fixed_batch_process,
+                                                          generateBoundingBox, imresample, rerec)
 
     pnet, rnet, onet = mtcnn.pnet, mtcnn.rnet, mtcnn.onet
     thr, factor, minsize = mtcnn.thresholds, mtcnn.factor, mtcnn.min_face_size
     dev = x_u8.device
     dtype = next(pnet.parameters()).dtype
-    imgs = x_u8.to(dtype)
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        if timings is not None:
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - clock[0]
+            clock[0] = now
+
+    def nms_(bx, sc, ii, t):
+        return batched_nms_per_image(bx, sc, ii, t, impl=nms)
+
+    imgs = x_u8.to(dtype, memory_format=torch.channels_last)
     b, _, h, w = imgs.shape
     m = 12.0 / minsize
     minl = min(h, w) * m
@@ -232,23 +335,28 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None) -> tu
 
     # stage 1: P-Net over the pyramid, NMS per scale and image, then per image
     boxes, inds, picks, offset = [], [], [], 0
+    lap("convert")
     for scale in scales:
         im = imresample(imgs, (int(h * scale + 1), int(w * scale + 1)))
+        lap("pyramid")
         reg, probs = pnet((im - 127.5) * 0.0078125)
+        lap("pnet")
         bs, ii = generateBoundingBox(reg, probs[:, 1], scale, thr[0])
         boxes.append(bs)
         inds.append(ii)
-        picks.append(batched_nms(bs[:, :4], bs[:, 4], ii, 0.5) + offset)
+        picks.append(nms_(bs[:, :4], bs[:, 4], ii, 0.5) + offset)
         offset += bs.shape[0]
+        lap("pnet_nms")
     boxes, image_inds = torch.cat(boxes), torch.cat(inds)
     pick = torch.cat(picks)
     boxes, image_inds = boxes[pick], image_inds[pick]
-    pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+    pick = nms_(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
     boxes, image_inds = boxes[pick], image_inds[pick]
     regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
     boxes = rerec(boxes)
+    lap("pnet_nms")
 
     if use_table is None:
         use_table = dev.type != "cpu"
@@ -256,20 +364,25 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None) -> tu
     # stage 2: R-Net on 24x24 crops
     if len(boxes):
         im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 24)
+        lap("crops")
         reg, prob = fixed_batch_process(im, rnet)
+        lap("rnet_onet")
         score = prob[:, 1]
         ipass = score > thr[1]
         boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
         image_inds, mv = image_inds[ipass], reg[ipass]
-        pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+        pick = nms_(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
         boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
         boxes = rerec(bbreg(boxes, mv))
+        lap("rnet_nms")
 
     # stage 3: O-Net on 48x48 crops, landmarks, NMS ("Min") per image
     points = torch.zeros(0, 5, 2, device=dev)
     if len(boxes):
         im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 48)
+        lap("crops")
         reg, lms, prob = fixed_batch_process(im, onet)
+        lap("rnet_onet")
         score = prob[:, 1]
         ipass = score > thr[2]
         lms = lms[ipass]
@@ -281,9 +394,12 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None) -> tu
         boxes = bbreg(boxes, mv)
         pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
         boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
+        lap("onet_nms")
 
     boxes_np, points_np, inds_np = boxes.cpu().numpy(), points.cpu().numpy(), image_inds.cpu().numpy()
-    return ([boxes_np[inds_np == i] for i in range(b)], [points_np[inds_np == i] for i in range(b)])
+    out = ([boxes_np[inds_np == i] for i in range(b)], [points_np[inds_np == i] for i in range(b)])
+    lap("split")
+    return out
 
 
 def detections_from(detector, boxes: list[np.ndarray], points: list[np.ndarray]) -> list[Detection | None]:
@@ -388,6 +504,7 @@ def score_manifest_batched(
     fast_detect: bool = True,
     channels_last: bool = False,
     pad_crop: str = "fixed",
+    nms: str = "auto",
     profile: dict | None = None,
 ) -> ScoreTable:
     """Score every manifest row: the contract of :func:`harness.scoring.engine.score_manifest`.
@@ -397,18 +514,23 @@ def score_manifest_batched(
     ``fast_detect``: vectorised MTCNN refinement (:func:`mtcnn_detect`) instead of ``MTCNN.detect``;
     ``channels_last``: run the model forwards in channels-last layout (converts the models' parameters);
     ``pad_crop``: ``"fixed"`` (OpenCV's fixed-point bilinear, equal to the simple engine's crops) or
-    ``"grid_sample"`` (float warp, within one grey level);
+    ``"grid_sample"`` (float warp, within one grey level); ``nms``: MTCNN's P/R-Net NMS, ``"torchvision"`` or
+    ``"triton"`` (:func:`batched_nms_per_image`; ``"auto"``: Triton on CUDA when importable);
     ``profile``: a dict to fill with seconds per stage, counts and batch-size back-off events.
     """
     t_start = time.perf_counter()
     if pad_crop not in ("fixed", "grid_sample"):
         raise ValueError(f"pad_crop must be 'fixed' or 'grid_sample', got {pad_crop!r}")
+    if nms not in ("auto", "torchvision", "triton"):
+        raise ValueError(f"nms must be 'auto', 'torchvision' or 'triton', got {nms!r}")
     manifest = manifest.reset_index(drop=True) if not manifest.index.equals(pd.RangeIndex(len(manifest))) else manifest
     n = len(manifest)
     dev = torch.device(device) if device is not None else _model_device(embedder, pad)
     if gpu_decode is None:
         gpu_decode = dev.type == "cuda"
     gpu_decode = bool(gpu_decode) and dev.type == "cuda"
+    if nms == "auto":
+        nms = "triton" if dev.type == "cuda" and _triton_nms_kernel() is not None else "torchvision"
     timer = _Timer(profile, dev)
     status = np.array(["scored"] * n, dtype=object)
     reason = np.array([""] * n, dtype=object)
@@ -464,21 +586,21 @@ def score_manifest_batched(
 
         # images on the device, stacked by size: where[i] = (size, row)
         stacks: dict[tuple[int, int], list[torch.Tensor]] = {}
+        counts: dict[tuple[int, int], int] = {}
         where: dict[int, tuple[tuple[int, int], int]] = {}
 
         def add(i: int, hw: tuple[int, int], t: torch.Tensor) -> None:
-            lst = stacks.setdefault(hw, [])
-            where[i] = (hw, sum(len(x) for x in lst))
-            lst.append(t)
+            where[i] = (hw, counts.get(hw, 0))
+            counts[hw] = counts.get(hw, 0) + 1
+            stacks.setdefault(hw, []).append(t)
 
         with timer("upload"):
             for hw, (rows, t) in chunk["groups"].items():
-                t = t.to(dev, non_blocking=True)
-                lst = stacks.setdefault(hw, [])
-                base = sum(len(x) for x in lst)
+                base = counts.get(hw, 0)
                 for r, i in enumerate(rows):
                     where[i] = (hw, base + r)
-                lst.append(t)
+                counts[hw] = base + len(rows)
+                stacks.setdefault(hw, []).append(t.to(dev, non_blocking=True))
         if chunk.get("jpeg_idx"):
             with timer("gpu_decode"):
                 _gpu_decode(chunk, paths, dev, add, chunk["dec_err"])
@@ -486,7 +608,7 @@ def score_manifest_batched(
             if i not in where and i not in chunk["dec_err"]:
                 try:
                     img = decode_sample(read_bytes(paths[i]), paths[i], frames[i])
-                    t = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev)
+                    t = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].to(dev)
                     add(i, (img.shape[0], img.shape[1]), t)
                 except DecodeError as e:
                     chunk["dec_err"][i] = str(e)
@@ -501,7 +623,7 @@ def score_manifest_batched(
         new: dict[str, np.ndarray] = {}
         if to_detect:
             with timer("detect"):
-                found = _detect(to_detect, where, imgs, detector, mtcnn, fast_detect, det_backoff)
+                found = _detect(to_detect, where, imgs, detector, mtcnn, fast_detect, det_backoff, nms)
             for i in to_detect:
                 d = found[i]
                 new[k_det[i]] = _FTA if d is None else d.to_array()
@@ -519,10 +641,9 @@ def score_manifest_batched(
         # embeddings: one warp per size group and slice, then the forward
         todo = [i for i in faced if k_emb[i] not in hit]
         if todo:
-            with timer("align_embed"):
-                crops = _aligned_crops(todo, where, imgs, det_arr, embedder)
-                out = np.concatenate(emb_backoff.run(lambda a, b: forward(embedder, crops[a:b]), len(todo)))
-                del crops
+            with timer("align_embed"):  # warp + forward per slice, so that an OOM in either backs off
+                out = np.concatenate(emb_backoff.run(
+                    lambda a, b: forward(embedder, _aligned_crops(todo[a:b], where, imgs, det_arr, embedder)), len(todo)))
             for i, v in zip(todo, out):
                 new[k_emb[i]] = hit[k_emb[i]] = v.astype(np.float32)
             stats["embed_computed"] += len(todo)
@@ -531,9 +652,9 @@ def score_manifest_batched(
         todo = [i for i in faced if k_pad[i] not in hit]
         if todo:
             with timer("crop_pad"):
-                crops = _pad_crops(todo, where, imgs, det_arr, pad, exact=pad_crop == "fixed")
-                out = np.concatenate(pad_backoff.run(lambda a, b: forward(pad, crops[a:b]), len(todo))).reshape(-1)
-                del crops
+                out = np.concatenate(pad_backoff.run(
+                    lambda a, b: forward(pad, _pad_crops(todo[a:b], where, imgs, det_arr, pad, exact=pad_crop == "fixed")),
+                    len(todo))).reshape(-1)
             for i, v in zip(todo, out):
                 new[k_pad[i]] = hit[k_pad[i]] = np.asarray([v], dtype=np.float64)
             stats["pad_computed"] += len(todo)
@@ -588,14 +709,15 @@ def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: 
         if img is None or not _check_shape(img):
             try:  # what the simple engine does, error message included
                 arr = decode_image(b.numpy().tobytes(), paths[i])
-                img = torch.from_numpy(arr).permute(2, 0, 1).to(dev)
+                img = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(dev)
             except DecodeError as e:
                 dec_err[i] = str(e)
                 continue
         add(i, (int(img.shape[1]), int(img.shape[2])), img[None])
 
 
-def _detect(to_detect, where, imgs, detector, mtcnn, fast: bool, backoff: BackOff) -> dict[int, Detection | None]:
+def _detect(to_detect, where, imgs, detector, mtcnn, fast: bool, backoff: BackOff,
+            nms: str = "torchvision") -> dict[int, Detection | None]:
     found: dict[int, Detection | None] = {}
     if mtcnn is None:  # a detector without facenet-pytorch internals: its own detect() on numpy images
         arrs = [imgs[where[i][0]][where[i][1]].permute(1, 2, 0).cpu().numpy() for i in to_detect]
@@ -610,7 +732,7 @@ def _detect(to_detect, where, imgs, detector, mtcnn, fast: bool, backoff: BackOf
             x = imgs[hw].index_select(0, rows[a:b])
             with torch.inference_mode():
                 if fast:
-                    boxes, points = mtcnn_detect(mtcnn, x)
+                    boxes, points = mtcnn_detect(mtcnn, x, nms=nms)
                     dets = detections_from(detector, boxes, points)
                 else:
                     bx, pr, pt = mtcnn.detect(x.permute(0, 2, 3, 1), landmarks=True)
@@ -632,12 +754,11 @@ def _aligned_crops(todo, where, imgs, det_arr, embedder) -> torch.Tensor:
     by_size: dict[tuple[int, int], list[int]] = {}
     for k, i in enumerate(todo):
         by_size.setdefault(where[i][0], []).append(k)
-    for hw, ks in by_size.items():
-        for s in range(0, len(ks), 256):
-            part = ks[s:s + 256]
-            rows = torch.as_tensor([where[todo[k]][1] for k in part], device=dev)
-            src = imgs[hw].index_select(0, rows).float()
-            out[torch.as_tensor(part, device=dev)] = to_uint8(align_batch(src, np.arange(len(part)), mats[part], (h, w)))
+    for hw, part in by_size.items():
+        rows = torch.as_tensor([where[todo[k]][1] for k in part], device=dev)
+        src = imgs[hw].index_select(0, rows).float()
+        out[torch.as_tensor(part, device=dev)] = to_uint8(align_batch(src, np.arange(len(part)), mats[part], (h, w)))
+        del src
     return out
 
 
@@ -657,19 +778,17 @@ def _pad_crops(todo, where, imgs, det_arr, pad, exact: bool = True) -> torch.Ten
             by_size.setdefault(hw, []).append((k, regions))
         else:
             cpu_side.append(k)
-    for hw, items in by_size.items():
-        for s in range(0, len(items), 256):
-            part = items[s:s + 256]
-            ks = [k for k, _ in part]
-            rects = np.asarray([r for _, r in part], dtype=np.int64)
-            rows = [where[todo[k]][1] for k in ks]
-            size = (h, w // rects.shape[1])
-            if exact:  # OpenCV's fixed-point bilinear: the simple engine's crops bit for bit
-                crops = crop_resize_fixed(imgs[hw], rows, rects, size)
-            else:
-                src = imgs[hw].index_select(0, torch.as_tensor(rows, device=dev)).float()
-                crops = to_uint8(crop_resize_batch(src, np.arange(len(ks)), rects, size))
-            out[torch.as_tensor(ks, device=dev)] = crops
+    for hw, part in by_size.items():
+        ks = [k for k, _ in part]
+        rects = np.asarray([r for _, r in part], dtype=np.int64)
+        rows = [where[todo[k]][1] for k in ks]
+        size = (h, w // rects.shape[1])
+        if exact:  # OpenCV's fixed-point bilinear: the simple engine's crops bit for bit
+            crops = crop_resize_fixed(imgs[hw], rows, rects, size)
+        else:
+            src = imgs[hw].index_select(0, torch.as_tensor(rows, device=dev)).float()
+            crops = to_uint8(crop_resize_batch(src, np.arange(len(ks)), rects, size))
+        out[torch.as_tensor(ks, device=dev)] = crops
     for k in cpu_side:
         hw, r = where[todo[k]]
         frame = imgs[hw][r].permute(1, 2, 0).cpu().numpy()

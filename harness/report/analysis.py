@@ -1,0 +1,164 @@
+"""The numbers behind the report that ``summary.json`` does not already hold: expected-cost curves, the
+per-condition breakdown and the choice of error-gallery cases. Rates come from :mod:`harness.metrics`, the cost
+model from :mod:`harness.policy.cost` (the same one the ``min_cost`` policy optimises)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics.intervals import rate
+from harness.metrics.pad import apcer_per_species, bpcer
+from harness.policy.cost import _evaluate, _rates, cost_inputs
+from harness.policy.data import candidates, score_sets, surfaces
+
+#: capture-condition columns broken down when the dataset has them (NUAA: glasses, session, pos_code)
+CONDITION_COLUMNS = ("session", "device", "lighting", "scenario", "glasses", "pos_code")
+
+
+# ---------------------------------------------------------------------------------------------- expected cost
+
+
+def _index(grid: np.ndarray, t: float) -> int:
+    i = int(np.searchsorted(grid, t, side="left"))
+    return min(i, grid.size - 1)
+
+
+def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dict, policy: dict,
+                  max_grid: int = 300) -> dict[str, Any] | None:
+    """Expected cost per transaction at the operating point on ``part`` and the cost curves around it.
+
+    Cost inputs (prevalences, loss per accepted fraud, cost per rejected customer, cost per review) are the
+    policy's, with :func:`harness.policy.cost.cost_inputs` defaults for a policy that does not set them. The
+    operating point's review band is honoured; the curves vary one accept threshold with no review band.
+    Returns None without genuine trials or thresholds.
+    """
+    t_match, t_pad = op.get("t_match"), op.get("t_pad")
+    if t_match is None or t_pad is None:
+        return None
+    ss = score_sets(trials, probes, part)
+    n = {"genuine": int(ss.gen_m.size), "impostor": int(ss.imp_m.size), "attack": int(ss.att_m.size)}
+    if not n["genuine"]:
+        return None
+    w = cost_inputs(policy or {})
+    bands = op.get("bands") or {}
+    m_rej = (bands.get("match") or {}).get("reject_below", t_match)
+    p_rej = (bands.get("pad") or {}).get("reject_below", t_pad)
+    gm = candidates(ss.gen_m, ss.imp_m, ss.att_m, max_grid=max_grid, include=[t_match, m_rej])
+    gp = candidates(ss.gen_p, ss.imp_p, ss.att_p, max_grid=max_grid, include=[t_pad, p_rej])
+    r = _rates(surfaces(ss, gm, gp), n)
+    V = w["cost_per_review"]
+    a0, b0, a1, b1 = _index(gm, t_match), _index(gp, t_pad), _index(gm, m_rej), _index(gp, p_rej)
+    at_op = _evaluate(r, w, V, (a0, b0), (a1, b1))
+    notes = []
+    for cls, key in (("attack", "attack_prevalence"), ("impostor", "impostor_prevalence")):
+        if w[key] > 0 and not n[cls]:
+            notes.append(f"{key}={w[key]:g} but no {cls} trials on {part}: that cost term is unknown and counted as 0")
+    curves = {
+        "match": {"t": gm, "cost": np.array([_evaluate(r, w, V, (a, b0), (a, b0))["expected_cost"] for a in range(gm.size)]),
+                  "t_op": float(t_match)},
+        "pad": {"t": gp, "cost": np.array([_evaluate(r, w, V, (a0, b), (a0, b))["expected_cost"] for b in range(gp.size)]),
+                "t_op": float(t_pad)},
+    }
+    return {"partition": part, "inputs": w, "at_operating_point": at_op, "curves": curves, "notes": notes,
+            "trials": n}
+
+
+# ------------------------------------------------------------------------------------------------- conditions
+
+
+def condition_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in CONDITION_COLUMNS if c in frame.columns and frame[c].astype(str).replace("", np.nan).notna().any()]
+
+
+def _row(cond: str, value: Any, metric: str, k: int, n: int) -> dict:
+    r = rate(k, n)
+    return {"condition": cond, "value": str(value), "metric": metric, "k": r.k, "n": r.n, "rate": r.value, "lo": r.lo,
+            "hi": r.hi}
+
+
+def condition_breakdown(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_match: float | None,
+                        t_pad: float | None) -> pd.DataFrame:
+    """FNMR, FMR (at ``t_match``), BPCER and APCER_max over species (at ``t_pad``) and FTA per value of each
+    capture-condition column of the probes, on ``part``; each rate k/n with its 95% Clopper-Pearson interval.
+    Trials take the condition of their probe sample."""
+    pr = probes[probes["partition"] == part]
+    cols = condition_columns(pr)
+    rows: list[dict] = []
+    if not cols:
+        return pd.DataFrame(columns=["condition", "value", "metric", "k", "n", "rate", "lo", "hi"])
+    t = trials[trials["partition"] == part].merge(pr[["sample_id", *cols]].rename(columns={"sample_id": "probe_id"}),
+                                                  on="probe_id", how="left")
+    for c in cols:
+        for v, g in pr.groupby(pr[c].astype(str), sort=True):
+            ok = g[g["status"] == "scored"]
+            bona = ok.loc[ok["label"] == "bona_fide", "pad_score"].to_numpy(dtype=float)
+            att = ok[ok["label"] == "attack"]
+            tv = t[t[c].astype(str) == v]
+            if t_match is not None:
+                gen = tv.loc[tv["kind"] == "genuine", "match_score"].to_numpy(dtype=float)
+                imp = tv.loc[tv["kind"] == "impostor", "match_score"].to_numpy(dtype=float)
+                if gen.size:
+                    rows.append(_row(c, v, "FNMR", int(np.count_nonzero(gen < t_match)), gen.size))
+                if imp.size:
+                    rows.append(_row(c, v, "FMR", int(np.count_nonzero(imp >= t_match)), imp.size))
+            if t_pad is not None:
+                if bona.size:
+                    b = bpcer(bona, t_pad)
+                    rows.append(_row(c, v, "BPCER", b.k, b.n))
+                if len(att):
+                    per = apcer_per_species(att["pad_score"].to_numpy(dtype=float), att["species"].astype(str).to_numpy(), t_pad)
+                    worst = max(sorted(per), key=lambda s: (per[s].value, per[s].n))
+                    rows.append(_row(c, v, "APCER_max", per[worst].k, per[worst].n) | {"species": worst})
+            bf = g[g["label"] == "bona_fide"]
+            if len(bf):
+                rows.append(_row(c, v, "FTA", int((bf["status"] == "fta").sum()), len(bf)))
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------- gallery
+
+
+def gallery_cases(trials: pd.DataFrame, part: str, t_match: float | None, t_pad: float | None, k: int = 4) -> pd.DataFrame:
+    """The ``k`` worst false accepts and false rejects of the system (accept iff match >= t_match and PAD >= t_pad).
+
+    Each trial's margin is ``min((match - t_match) / sd_match, (pad - t_pad) / sd_pad)`` (score spreads on
+    ``part``; a missing threshold drops its term): accepted iff the margin is >= 0. False-accept candidates are
+    impostor and attack trials by decreasing margin, false-reject candidates genuine trials by increasing margin,
+    one row per probe sample. When there are fewer than ``k`` errors the closest non-errors fill the row and are
+    marked ``error = False``.
+    """
+    t = trials[trials["partition"] == part].copy()
+    if t.empty or (t_match is None and t_pad is None):
+        return pd.DataFrame()
+    terms = []
+    for col, thr in (("match_score", t_match), ("pad_score", t_pad)):
+        if thr is None:
+            continue
+        v = t[col].to_numpy(dtype=float)
+        sd = float(np.nanstd(v)) or 1.0
+        terms.append((v - thr) / sd)
+    t["margin"] = np.min(np.vstack(terms), axis=0)
+    t["accepted"] = t["margin"] >= 0
+    out = []
+    neg = t[t["kind"].isin(["impostor", "attack"])].sort_values("margin", ascending=False).drop_duplicates("probe_id")
+    pos = t[t["kind"] == "genuine"].sort_values("margin", ascending=True).drop_duplicates("probe_id")
+    for group, frame, err in (("false accept", neg, neg["accepted"]), ("false reject", pos, ~pos["accepted"])):
+        f = frame.head(k).copy()
+        f["group"] = group
+        f["error"] = err.loc[f.index].to_numpy()
+        out.append(f)
+    res = pd.concat(out, ignore_index=True)
+
+    def why(r) -> str:
+        parts = []
+        if t_match is not None:
+            parts.append(f"match {'>=' if r.match_score >= t_match else '<'} t_match")
+        if t_pad is not None:
+            parts.append(f"PAD {'>=' if r.pad_score >= t_pad else '<'} t_pad")
+        return ", ".join(parts)
+
+    res["why"] = [why(r) for r in res.itertuples()]
+    return res

@@ -1,0 +1,108 @@
+"""Error-gallery images: ONLY the embedder's aligned face crop of a sample, never the frame it came from.
+
+The crop is exactly what the embedder saw: the stored detection's 5 landmarks warped onto the embedder's
+template (:func:`harness.faces.align.warp_to_template`) at the embedder's crop size, so nobody else in the
+frame (NUAA frames contain bystanders) can appear. The landmarks come from the run's score cache (the very
+detection that was scored); on a cache miss the frame is re-detected with the run's detector configuration and
+the new box must agree with the stored one. The frame itself is decoded in memory and dropped; nothing but the
+crop leaves this module. ``blur`` (Gaussian sigma, pixels) blurs the crop as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.faces.align import warp_to_template
+from harness.faces.decode import DecodeError, content_hash, decode_sample, read_bytes
+from harness.faces.detect import Detection
+
+BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
+BOX_TOLERANCE_PX = 2.0
+
+
+def _cached_detections(rows: pd.DataFrame, hashes: dict, cache_path: Path | None, detector_id: str | None) -> dict:
+    if cache_path is None or detector_id is None or not Path(cache_path).is_file():
+        return {}
+    from harness.scoring.cache import ScoreCache, cache_key
+
+    keys = {sid: cache_key(hashes[sid], int(rows.loc[sid, "frame"]), detector_id) for sid in hashes}
+    cache = ScoreCache(cache_path)
+    try:
+        hit = cache.get_many(list(keys.values()))
+    finally:
+        cache.close()
+    return {sid: hit[k] for sid, k in keys.items() if k in hit and np.isfinite(hit[k][0])}
+
+
+def aligned_crops(samples: pd.DataFrame, sample_ids: list[str], template: np.ndarray, crop_size: tuple[int, int], *,
+                  detector: Any = None, detector_factory=None, cache_path: Path | None = None,
+                  detector_id: str | None = None, blur: float = 0.0) -> dict[str, np.ndarray | str]:
+    """``sample_id -> aligned crop (H, W, 3) uint8`` or, when a crop cannot be made, the reason (a string).
+
+    ``samples`` has ``sample_id``, ``path``, ``frame`` and the stored ``box_x1..box_y2``. ``detector`` (or a
+    ``detector_factory`` called on first need) re-detects frames missing from the cache at ``cache_path``.
+    """
+    rows = samples.drop_duplicates("sample_id").set_index("sample_id")
+    out: dict[str, np.ndarray | str] = {}
+    data: dict[str, bytes] = {}
+    hashes: dict[str, str] = {}
+    for sid in dict.fromkeys(sample_ids):
+        if sid not in rows.index:
+            out[sid] = "sample not in scores.csv"
+            continue
+        try:
+            data[sid] = read_bytes(rows.loc[sid, "path"])
+            hashes[sid] = content_hash(data[sid])
+        except DecodeError as e:
+            out[sid] = str(e)
+    cached = _cached_detections(rows, hashes, cache_path, detector_id)
+    for sid in hashes:
+        r = rows.loc[sid]
+        frame = int(r["frame"])
+        try:
+            image = decode_sample(data.pop(sid), str(r["path"]), frame)
+        except DecodeError as e:
+            out[sid] = str(e)
+            continue
+        if sid in cached:
+            det = Detection.from_array(cached[sid])
+        else:
+            if detector is None and detector_factory is not None:
+                detector = detector_factory()
+            if detector is None:
+                out[sid] = "detection not in the score cache and no detector to re-detect it"
+                continue
+            det = detector.detect([image])[0]
+            if det is None:
+                out[sid] = "no face on re-detection"
+                continue
+        stored = np.array([float(r[c]) for c in BOX_COLUMNS]) if all(c in r.index for c in BOX_COLUMNS) else None
+        if stored is not None and np.all(np.isfinite(stored)) and np.max(np.abs(det.box - stored)) > BOX_TOLERANCE_PX:
+            out[sid] = "re-detected face differs from the scored one; not shown"
+            continue
+        crop = warp_to_template(image, det.landmarks, template, crop_size)
+        del image
+        if blur and blur > 0:
+            import cv2
+
+            crop = cv2.GaussianBlur(crop, (0, 0), float(blur))
+        if crop.shape[:2] != tuple(crop_size):  # pragma: no cover - warp_to_template guarantees the size
+            out[sid] = "crop has the wrong size; not shown"
+            continue
+        out[sid] = np.ascontiguousarray(crop, dtype=np.uint8)
+    return out
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """RGB uint8 array -> PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()

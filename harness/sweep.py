@@ -1,0 +1,158 @@
+"""Hydra multirun -> one MLflow parent run, each job a nested child run, and a comparison artifact on the parent.
+
+Enabled by the ``hydra/callbacks=mlflow_sweep`` config (``conf/hydra/callbacks/mlflow_sweep.yaml``):
+
+* ``on_multirun_start`` (in the launching process) creates the parent run (tags ``harness.sweep=parent``, the
+  sweep directory and the sweep's overrides) and writes ``<sweep dir>/mlflow_sweep.json`` with its id.
+* each job (any launcher: basic, joblib processes, SLURM via submitit on a shared filesystem) finds that file
+  above its output directory; :func:`harness.tracking.log_run` then starts the job's run with
+  ``parent_run_id`` (MLflow's ``mlflow.parentRunId`` tag) and tags ``harness.sweep=child``,
+  ``sweep.overrides`` (the job's overrides, from ``.hydra/overrides.yaml``) and ``sweep.job``.
+* ``on_multirun_end`` reads the children back from MLflow and logs the comparison (:mod:`harness.report.compare`)
+  to the parent, also writing it into the sweep directory, then ends the parent run. If the sweep dies
+  (a job raised), an exit hook still logs what exists and marks the parent FAILED.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("harness")
+
+PARENT_FILE = "mlflow_sweep.json"
+
+
+def find_parent(out_dir: Path, max_up: int = 3) -> dict | None:
+    """The sweep's parent-run record for a job writing to ``out_dir`` (None outside a tracked sweep)."""
+    d = Path(out_dir).resolve()
+    for p in [d, *list(d.parents)[:max_up]]:
+        f = p / PARENT_FILE
+        if f.is_file():
+            try:
+                return json.loads(f.read_text())
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def job_overrides(out_dir: Path) -> list[str]:
+    """The job's command-line overrides, as Hydra recorded them in ``<out_dir>/.hydra/overrides.yaml``."""
+    f = Path(out_dir) / ".hydra" / "overrides.yaml"
+    if not f.is_file():
+        return []
+    import yaml
+
+    v = yaml.safe_load(f.read_text())
+    return [str(x) for x in v] if isinstance(v, list) else []
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def child_run_kwargs(out_dir: Path, uri: str) -> tuple[dict, dict]:
+    """``(start_run kwargs, tags)`` for a job's run: nested under the sweep's parent when there is one."""
+    parent = find_parent(out_dir)
+    if not parent:
+        return {}, {}
+    if parent.get("tracking_uri") != uri:
+        log.warning("sweep parent run %s lives in %s, this job logs to %s: not nesting", parent.get("run_id"),
+                    parent.get("tracking_uri"), uri)
+        return {}, {}
+    sweep_dir = Path(parent.get("sweep_dir", "."))
+    base = {_key(o) for o in parent.get("base_overrides") or []}
+    ov = [o for o in job_overrides(out_dir) if _key(o) not in base]
+    job = Path(out_dir).resolve().relative_to(sweep_dir.resolve()).as_posix() if Path(out_dir).resolve().is_relative_to(
+        sweep_dir.resolve()) else Path(out_dir).name
+    tags = {"harness.sweep": "child", "sweep.parent_run_id": parent["run_id"], "sweep.job": job,
+            "sweep.overrides": " ".join(ov)}
+    return {"parent_run_id": parent["run_id"], "experiment_id": parent["experiment_id"]}, tags
+
+
+def _sweep_params(config: DictConfig) -> dict[str, str]:
+    """Swept parameters: ``hydra.sweeper.params`` plus comma lists among the command-line overrides."""
+    out: dict[str, str] = {}
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    if params:
+        out.update({str(k): str(v) for k, v in OmegaConf.to_container(params, resolve=False).items()})
+    for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []:
+        if "=" in o and "," in o.split("=", 1)[1]:
+            k, v = o.split("=", 1)
+            out[k] = v
+    return out
+
+
+class MLflowSweepCallback(Callback):
+    """Hydra callback: parent run for a multirun, comparison across its child runs at the end."""
+
+    def __init__(self, comparison_partition: str = "eval") -> None:
+        self.partition = comparison_partition
+        self.parent: dict | None = None
+        self._done = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not OmegaConf.select(config, "tracking.enabled", default=False):
+            return
+        import mlflow
+
+        from harness.tracking import ensure_experiment, resolve_uri
+
+        uri = resolve_uri(config.tracking.uri)
+        exp_id = ensure_experiment(config.tracking.experiment, uri, Path(config.results_dir) / "mlartifacts")
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        params = _sweep_params(config)
+        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []]
+        base = [o for o in task if o.split("=", 1)[0] not in params]
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        run = client.create_run(exp_id, run_name=f"sweep-{sweep_dir.name}", tags={
+            "harness.sweep": "parent", "sweep.dir": str(sweep_dir), "sweep.params": json.dumps(params),
+            "sweep.base_overrides": " ".join(base), "dataset": str(OmegaConf.select(config, "dataset.name", default="")),
+            "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")).rsplit(".", 1)[-1]})
+        for k, v in params.items():
+            client.log_param(run.info.run_id, f"sweep.{k}", v[:500])
+        self.parent = {"run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": uri,
+                       "sweep_dir": str(sweep_dir), "params": params, "base_overrides": base}
+        (sweep_dir / PARENT_FILE).write_text(json.dumps(self.parent, indent=2))
+        atexit.register(self._finish_if_open)
+        log.info("sweep: MLflow parent run %s (%s)", run.info.run_id, uri)
+
+    def _expected_jobs(self) -> int | None:
+        sweep_dir = Path(self.parent["sweep_dir"])
+        try:  # every launched job leaves a .hydra directory in its output folder
+            return sum(1 for p in sweep_dir.rglob(".hydra") if p.is_dir()) or None
+        except OSError:
+            return None
+
+    def _finish(self, status: str) -> None:
+        if self.parent is None or self._done:
+            return
+        self._done = True
+        import mlflow
+
+        from harness.report.compare import log_comparison
+
+        client = mlflow.MlflowClient(tracking_uri=self.parent["tracking_uri"])
+        rid = self.parent["run_id"]
+        try:
+            df = log_comparison(client, rid, Path(self.parent["sweep_dir"]), f"Sweep {Path(self.parent['sweep_dir']).name}",
+                                self._expected_jobs(), self.partition)
+            log.info("sweep: %d child runs compared -> %s/comparison.html", len(df), self.parent["sweep_dir"])
+        except Exception:  # still end the parent run
+            log.exception("sweep: comparison failed")
+            status = "FAILED"
+        client.set_terminated(rid, status)
+
+    def _finish_if_open(self) -> None:
+        if self.parent is not None and not self._done:
+            self._finish("FAILED")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._finish("FINISHED")
