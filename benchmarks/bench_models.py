@@ -259,6 +259,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--no-tf32", action="store_true", help="CUDA: full fp32 convolutions/matmuls (torch allows TF32 "
+                    "convolutions by default, which moves outputs by ~1e-3 relative)")
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument("--random-facenet", action="store_true",
                     help="when the facenet weights are unavailable, time a seeded random init (no EER)")
@@ -268,6 +270,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from harness.models.registry import build_embedder, build_pad
     from harness.models.weights import sha256_file
@@ -322,8 +327,13 @@ def main(argv=None) -> int:
             if opts.get("_box_crop"):
                 from harness.models.tflite_models import expo_crop
 
+                import cv2
+
                 ok = ~np.isnan(det[:, 0])
-                crops = [expo_crop(im, d[:4], 112) for im, d, k in zip(imgs, det, ok) if k]
+                # cut from the padded image (as detected), so the square box is not clipped by the tight crop
+                crops = [expo_crop(cv2.copyMakeBorder(im, BBT_PAD, BBT_PAD, BBT_PAD, BBT_PAD, cv2.BORDER_CONSTANT,
+                                                      value=0), d[:4] + BBT_PAD, 112)
+                         for im, d, k in zip(imgs, det, ok) if k]
                 emb = run(m, to_batch(crops), 32)
                 from harness.metrics.verification import eer
 
@@ -341,7 +351,8 @@ def main(argv=None) -> int:
             is_random = name.startswith("facenet") and rnd.is_file() and m.weights_sha256 == sha256_file(rnd)
             if is_random:
                 r.update(eer=None, d_prime=None)
-            r.update(model=name + (" (random init: speed only)" if is_random else ""), kind="embedder", id=m.model_id, dim=m.dim, metric=m.metric,
+            r.update(model=name + (" (random init: speed only)" if is_random else ""), kind="embedder",
+                     id=m.model_id, dim=m.dim, metric=m.metric,
                      parity=parity(m, to_batch(crops[:args.parity_n])), speed=speed(m, crops),
                      cuda_vs_cpu=cuda_vs_cpu("embedder", name, m, crops, {}))
             rows.append(r)
@@ -372,6 +383,7 @@ def main(argv=None) -> int:
                  f"speed {r['speed']} cuda-cpu {r['cuda_vs_cpu']}")
 
     meta = {"threads": args.threads, "batch": args.batch, "device": args.device, "nuaa_n": args.nuaa_n,
+            "tf32": bool(torch.backends.cudnn.allow_tf32) if args.device != "cpu" else None,
             "torch": torch.__version__, "cpu_count": os.cpu_count(), "machine": os.uname().machine}
     (out / "bench_models.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=float))
     print(markdown(rows, meta))
@@ -382,13 +394,14 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         f"threads={meta['threads']} batch={meta['batch']} device={meta['device']} torch={meta['torch']}",
         "",
-        "| model | source | licence | parity (max abs diff) | images/s | EER (bbt), d' | APCER print @ native t | BPCER @ native t | D-EER (NUAA) |",
+        "| model | source | licence | parity (max abs diff) | images/s | EER (bbt), d' | APCER print @ native t "
+        "| BPCER @ native t | D-EER (NUAA) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['model']} | {SOURCES.get(r['model'], ('', ''))[0]} | {SOURCES.get(r['model'], ('', ''))[1]} "
-                         f"| - | - | weights unavailable | | | |")
+            src, lic = SOURCES.get(r["model"], ("", ""))
+            lines.append(f"| {r['model']} | {src} | {lic} | - | - | weights unavailable | | | |")
             continue
         base = r["model"].split(" ")[0]
         src, lic = SOURCES.get(base, ("", ""))

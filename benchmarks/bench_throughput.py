@@ -122,14 +122,18 @@ def bench_raw_stages(m: pd.DataFrame, dev: torch.device, det: MTCNNDetector, emb
                         "steps_ms_per_batch": {k: round(v * 1000, 2) for k, v in steps.items()}}
         xf = xd[:n_facenet].permute(0, 2, 3, 1)
         s = _timed(lambda: det.mtcnn.detect(xf, landmarks=True), dev, reps=1)
-        out["detect_facenet"] = {"batch": len(xf), "img_per_s": _ips(len(xf), s), "impl": "facenet-pytorch MTCNN.detect"}
+        out["detect_facenet"] = {"batch": len(xf), "img_per_s": _ips(len(xf), s),
+                                 "impl": "facenet-pytorch MTCNN.detect"}
         dets = B.detections_from(det, *B.mtcnn_detect(det.mtcnn, x))
         keep = [i for i, d in enumerate(dets) if d is not None]
         rows = torch.as_tensor(keep, device=dev)
         lms = np.stack([dets[i].landmarks for i in keep])
         boxes = np.stack([dets[i].box for i in keep])
 
-        def align():
+        def align():  # what the engine runs: one grid_sample warp on a GPU, cv2.warpAffine per face on the CPU
+            if dev.type == "cpu":
+                return torch.from_numpy(np.stack([warp_to_template(imgs[i], lm, emb.template, emb.crop_size)
+                                                  for i, lm in zip(keep, lms)])).permute(0, 3, 1, 2).contiguous()
             mats = similarity_batch(lms, emb.template)
             return to_uint8(align_batch(x.index_select(0, rows).float(), np.arange(len(keep)), mats, emb.crop_size))
 
@@ -176,7 +180,8 @@ def bench_naive(m: pd.DataFrame, dev: torch.device, det: MTCNNDetector, emb, pad
             t4 = time.perf_counter()
             pad(torch.from_numpy(pad.crop(arr, d.box)).permute(2, 0, 1)[None].to(dev)).cpu()
             t5 = time.perf_counter()
-            for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("align", t2, t3), ("embed", t3, t4), ("pad", t4, t5)):
+            for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("align", t2, t3), ("embed", t3, t4),
+                            ("pad", t4, t5)):
                 t[k] += b - a
     total = sum(t.values())
     return {"images": n, "s": round(total, 3), "img_per_s": _ips(n, total),
@@ -318,7 +323,8 @@ def main() -> None:
     det = MTCNNDetector(batch_size=args.detect_batch_size, device=str(dev))
     emb = build_embedder("dlib_resnet", device=str(dev))
     pad = build_pad(args.pad, device=str(dev))
-    r: dict = {"device": dev.type, "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    r: dict = {"device": dev.type, "device_name": name,
                "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                "args": vars(args), "image_size": "640x480 (NUAA)"}
     r["decode"] = {"loader_cpu_decode": bench_decode(m, dev, args.workers, args.chunk_size, gpu=False)}
@@ -331,8 +337,9 @@ def main() -> None:
     if "naive" not in skip:
         r["naive"] = bench_naive(m.head(args.n_naive), dev, det, emb, pad)
         print("naive", r["naive"], flush=True)
-    B.score_manifest_batched(m.head(min(len(m), 2 * args.detect_batch_size)), det, emb, pad, ScoreCache(None),
-                             batch_size=args.batch_size, chunk_size=args.chunk_size, progress=False, device=dev)  # warm-up
+    warm = m.head(min(len(m), 2 * args.detect_batch_size))
+    B.score_manifest_batched(warm, det, emb, pad, ScoreCache(None), batch_size=args.batch_size,
+                             chunk_size=args.chunk_size, progress=False, device=dev)
     if "simple" not in skip:
         r["simple"] = bench_engine("simple", m.head(args.n_simple or args.n), dev, det, emb, pad, args)
         print("simple", r["simple"], flush=True)

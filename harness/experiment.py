@@ -205,7 +205,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     det_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     detector = build_detector(det_cfg.pop("name"), batch_size=rt.detect_batch_size, device=device, **det_cfg)
     embedder = build_embedder(cfg.embedder.name, device=device)
-    pad = build_pad(cfg.pad.name, device=device)
+    pad_cfg = OmegaConf.to_container(cfg.pad, resolve=True)
+    pad = build_pad(pad_cfg.pop("name"), device=device, **pad_cfg)
     cache = ScoreCache(Path(cfg.results_dir) / "cache" / "scores.sqlite" if rt.cache else None)
     try:
         engine = str(rt.get("engine", "simple"))

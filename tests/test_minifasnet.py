@@ -40,7 +40,8 @@ def _load_rgb(path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def models(shared):
-    return {name: PAD_MODELS[name]() for name in ("minifasnet_v2", "minifasnet_v1se", "minifasnet_ensemble")}
+    # the reference RetinaFace boxes are used below, so no MTCNN -> RetinaFace box mapping
+    return {name: PAD_MODELS[name](box_mapping="none") for name in ("minifasnet_v2", "minifasnet_v1se", "minifasnet_ensemble")}
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +252,15 @@ def test_mtcnn_mapping_brings_boxes_closer_to_retinaface():
         raw = _iou(MTCNN_BOXES[n], REF_BOXES[n])
         mapped = _iou(M.mtcnn_to_retinaface_box(MTCNN_BOXES[n]), REF_BOXES[n])
         assert raw < 0.76 and mapped > 0.86, (n, raw, mapped)
+
+
+def test_default_maps_mtcnn_boxes_before_cropping(shared):
+    """Built from the registry/config with defaults, the crop is cut from the MTCNN->RetinaFace mapped box."""
+    m = PAD_MODELS["minifasnet_v2"]()
+    assert m.box_mapping == "mtcnn_to_retinaface" and "mtcnn_to_retinaface" in m.preprocessing
+    frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    box = np.array([250.0, 120.0, 410.0, 330.0])
+    np.testing.assert_array_equal(m.crop(frame, box), M.crop_scaled(frame, M.mtcnn_to_retinaface_box(box), 2.7))
+    assert m.model_id != PAD_MODELS["minifasnet_v2"](box_mapping="none").model_id  # different cache key
+    with pytest.raises(ValueError, match="pad.box_mapping"):
+        PAD_MODELS["minifasnet_v2"](box_mapping="retina")

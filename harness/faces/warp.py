@@ -58,7 +58,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def align_batch(images: torch.Tensor, rows: torch.Tensor | np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -> torch.Tensor:
+def align_batch(images: torch.Tensor, rows: torch.Tensor | np.ndarray, m: np.ndarray,
+                out_hw: tuple[int, int]) -> torch.Tensor:
     """Warp face ``n`` of ``images[rows[n]]`` (float ``[B, C, H, W]``) by the forward map ``m[n]`` (2x3, source
     pixel -> output pixel, as given to ``cv2.warpAffine``) into ``[N, C, h, w]`` float, bilinear, zero outside."""
     h, w = out_hw

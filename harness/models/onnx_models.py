@@ -404,7 +404,8 @@ class FacepluginLiveness(PADModel):
         return self.probabilities(crops)[:, LIVENESS_LIVE_INDEX].float()
 
 
-def faceplugin_liveness_box(box_xyxy, frame_hw: tuple[int, int], scale: float = LIVENESS_SCALE) -> tuple[int, int, int, int]:
+def faceplugin_liveness_box(box_xyxy, frame_hw: tuple[int, int],
+                            scale: float = LIVENESS_SCALE) -> tuple[int, int, int, int]:
     """``alignLivenessImage``'s rectangle ``(x, y, w, h)`` for a face box ``(x1, y1, x2, y2)``."""
     b = np.asarray(box_xyxy, dtype=np.float64).reshape(-1)
     x1, y1, x2, y2 = (int(v) for v in b[:4])  # parseInt truncates toward zero

@@ -142,7 +142,8 @@ class TFLiteGraph(nn.Module):
         codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
         self.inputs = [int(i) for i in g.inputs]
         self.outputs = [int(i) for i in g.outputs]
-        self.shapes = {i: tuple(int(s) for s in (t.shape if t.shape is not None else ())) for i, t in enumerate(g.tensors)}
+        self.shapes = {i: tuple(int(s) for s in (t.shape if t.shape is not None else ()))
+                       for i, t in enumerate(g.tensors)}
         self.tensor_names = {i: t.name.decode(errors="replace") for i, t in enumerate(g.tensors)}
         self.fixed_batch = self.shapes[self.inputs[0]][0] if self.shapes[self.inputs[0]] else 1
 
@@ -231,7 +232,8 @@ class TFLiteGraph(nn.Module):
                 continue
             chain = (pa, pb, ps, pabs)
             inner = (a, b, s_idx, ops[ps][1][1])
-            if any(uses.get(t, 0) != 1 for t in inner) or any(ops[j][3] is not None and getattr(ops[j][3], "fusedActivationFunction", 0) for j in (pb, ps)):
+            fused_act = any(getattr(ops[j][3], "fusedActivationFunction", 0) for j in (pb, ps) if ops[j][3] is not None)
+            if any(uses.get(t, 0) != 1 for t in inner) or fused_act:
                 continue
             slope_idx = len(self.shapes) + len(repl)  # a new constant after the file's own tensors
             consts[slope_idx] = (2.0 * consts[c_idx].astype(np.float32)).reshape(-1)

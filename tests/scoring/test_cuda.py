@@ -144,8 +144,9 @@ def test_vectorised_mtcnn_on_cuda_equals_facenet_detect(smoke):
         for nms in ("torchvision", "triton"):
             got = detections_from(det, *mtcnn_detect(det.mtcnn, x, nms=nms))
             same = [(r is None) == (g is None) for r, g in zip(ref, got)]
-            dbox = max(float(np.abs(r.box - g.box).max()) for r, g in zip(ref, got) if r is not None and g is not None)
-            dlm = max(float(np.abs(r.landmarks - g.landmarks).max()) for r, g in zip(ref, got) if r is not None and g is not None)
+            pairs = [(r, g) for r, g in zip(ref, got) if r is not None and g is not None]
+            dbox = max(float(np.abs(r.box - g.box).max()) for r, g in pairs)
+            dlm = max(float(np.abs(r.landmarks - g.landmarks).max()) for r, g in pairs)
             res[nms] = {"same_found": all(same), "box_max_abs": dbox, "landmarks_max_abs": dlm}
     MEASURED["mtcnn_detect_vs_facenet_cuda"] = res
     for r in res.values():

@@ -143,3 +143,16 @@ def test_vectorised_mtcnn_equals_facenet_detect(models, manifest):
                 np.testing.assert_allclose(g.box, r.box, atol=TOL_BOX, rtol=0)
                 np.testing.assert_allclose(g.landmarks, r.landmarks, atol=TOL_BOX, rtol=0)
                 assert abs(g.prob - r.prob) <= TOL_PROB and g.n_faces == r.n_faces
+
+
+def test_worker_decode_equals_pillow(manifest):
+    """The loader's torchvision JPEG decode gives the simple engine's Pillow pixels, and the PNG goes via Pillow."""
+    from harness.scoring.batched import _ChunkSource
+
+    m = manifest.iloc[[0, 1, 2, 16]]  # three JPEGs + the PNG copy
+    src = _ChunkSource(list(m["path"]), list(m["frame"]), 4, ("d", "e", "p"), None, gpu_jpeg=False)
+    chunk = src[0]
+    (rows, stack), = chunk["groups"].values()
+    assert rows == [0, 1, 2, 3] and not chunk["dec_err"] and not chunk["read_err"]
+    for r, p in zip(rows, m["path"]):
+        np.testing.assert_array_equal(stack[r].permute(1, 2, 0).numpy(), decode_image(read_bytes(p)))
