@@ -204,7 +204,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     det_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     detector = build_detector(det_cfg.pop("name"), batch_size=rt.detect_batch_size, device=device, **det_cfg)
-    embedder = build_embedder(cfg.embedder.name, device=device)
+    emb_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
+    embedder = build_embedder(emb_cfg.pop("name"), device=device, **emb_cfg)
     pad_cfg = OmegaConf.to_container(cfg.pad, resolve=True)
     pad = build_pad(pad_cfg.pop("name"), device=device, **pad_cfg)
     cache = ScoreCache(Path(cfg.results_dir) / "cache" / "scores.sqlite" if rt.cache else None)

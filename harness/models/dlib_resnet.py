@@ -475,5 +475,5 @@ def _state_dict(parsed: dict) -> dict[str, torch.Tensor]:
 def build(device: str | torch.device = "cpu", **kw) -> DlibResNet:
     """dlib's face descriptor, weights fetched and verified via :data:`WEIGHTS`, in eval mode on ``device``."""
     if kw:
-        raise TypeError(f"dlib_resnet takes no options, got {sorted(kw)}")
+        raise ValueError(f"embedder dlib_resnet takes no options (config keys embedder.*), got {sorted(kw)}")
     return DlibResNet.from_file(fetch(WEIGHTS)).to(device).eval()

@@ -392,6 +392,11 @@ class FacepluginLiveness(PADModel):
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         return faceplugin_liveness_crop(frame, box)
 
+    def crop_regions(self, frame_hw: tuple[int, int], box: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The inclusive source rectangle :meth:`crop` resizes to 128x128."""
+        x, y, w, h = faceplugin_liveness_box(box, frame_hw)
+        return [(x, y, min(x + w, frame_hw[1]) - 1, min(y + h, frame_hw[0]) - 1)]
+
     def to_input(self, crops: torch.Tensor) -> torch.Tensor:
         x = crops.float()
         return x.flip(1) if self.channels == "BGR" else x

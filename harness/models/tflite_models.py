@@ -575,6 +575,11 @@ class FaceAntiSpoofingTFLite(_TFLiteModel, PADModel):
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         return expo_crop(frame, box, 256)
 
+    def crop_regions(self, frame_hw: tuple[int, int], box: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The inclusive source rectangle :meth:`crop` resizes to 256x256."""
+        x1, y1, x2, y2 = expo_square_box(box, frame_hw)
+        return [(x1, y1, x2 - 1, y2 - 1)]
+
     @staticmethod
     def to_input(crops: torch.Tensor) -> torch.Tensor:
         return crops.permute(0, 2, 3, 1).float() / 255.0

@@ -78,9 +78,18 @@ def _verify(path: Path, spec: WeightFile) -> Path:
     return path
 
 
+_ARCHIVES: dict[str, bytes] = {}  # per-process memo: several weight files often come from one tarball
+
+
 def _download(url: str, timeout: float = 60.0) -> bytes:
+    if url in _ARCHIVES:
+        return _ARCHIVES[url]
     with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - registry URLs only
-        return r.read()
+        data = r.read()
+    if url.endswith((".tgz", ".tar.gz", ".whl", ".zip")):
+        _ARCHIVES.clear()  # keep at most one archive in memory
+        _ARCHIVES[url] = data
+    return data
 
 
 def _extract_member(archive_name: str, blob: bytes, member: str) -> bytes:

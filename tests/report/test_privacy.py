@@ -70,14 +70,23 @@ def test_no_artifact_holds_a_full_frame(sweep, frames, tmp_path):
     import mlflow
     from PIL import Image
 
+    from harness.models.registry import build_embedder
+
     thumbs, sizes, hashes, _ = frames
     client = mlflow.MlflowClient(tracking_uri=sweep.uri)
     exp = client.get_experiment_by_name("face-pad-harness")
     run_ids = [r.info.run_id for r in client.search_runs([exp.experiment_id])]
     assert len(run_ids) == 5
     n_images = n_crops = 0
+    crop_sizes: dict[str, tuple[int, int]] = {}
     for rid in run_ids:
         local = Path(mlflow.artifacts.download_artifacts(run_id=rid, dst_path=str(tmp_path / rid), tracking_uri=sweep.uri))
+        emb = client.get_run(rid).data.tags.get("embedder")
+        if emb:  # a child run: its gallery must be its embedder's aligned crop size (W, H)
+            if emb not in crop_sizes:
+                h, w = build_embedder(emb, device="cpu").crop_size
+                crop_sizes[emb] = (w, h)
+            assert json.loads((local / "report.json").read_text())["crop_size"] == list(crop_sizes[emb][::-1])
         for f in local.rglob("*"):
             if not f.is_file():
                 continue
@@ -94,9 +103,10 @@ def test_no_artifact_holds_a_full_frame(sweep, frames, tmp_path):
                     assert "data-figure=" in attrs or "gallery-crop" in attrs, attrs[:80]
                     if "gallery-crop" in attrs:
                         n_crops += 1
-                        assert im.size == (150, 150), (f, im.size)  # dlib_resnet's aligned crop, not a frame
+                        assert im.size == crop_sizes[emb], (f, im.size)  # the aligned crop, never a frame
                         assert im.size not in sizes
                     assert _looks_like_a_frame(im, thumbs) < SIMILAR, (f, attrs[:80])
+    assert set(crop_sizes) == {"dlib_resnet", "expo_mobilefacenet"}
     assert n_crops >= 4 * 2 and n_images > 40
 
 
@@ -118,10 +128,31 @@ def test_gallery_shows_exactly_the_aligned_crop(sweep):
     det_id = json.loads((job / "summary.json").read_text())["models"]["detector"]["id"]
     from_cache = aligned_crops(samples, [sid], TEMPLATE, (150, 150), cache_path=cache, detector_id=det_id)[sid]
     assert isinstance(from_cache, np.ndarray) and np.array_equal(from_cache, shown[sid])
-    detector = build_detector("mtcnn", min_face_size=40)  # the first job's setting; no cache: re-detect
+    detector = build_detector("mtcnn", min_face_size=40)  # conf/detector/mtcnn.yaml; no cache: re-detect
     redetected = aligned_crops(samples, [sid], TEMPLATE, (150, 150), detector=detector)[sid]
     assert isinstance(redetected, np.ndarray) and redetected.shape == (150, 150, 3)
     assert np.abs(redetected.astype(int) - from_cache.astype(int)).mean() < 2.0
     blurred = aligned_crops(samples, [sid], TEMPLATE, (150, 150), cache_path=cache, detector_id=det_id, blur=3.0)[sid]
     assert blurred.shape == (150, 150, 3) and np.abs(blurred.astype(int) - from_cache.astype(int)).mean() > 1.0
     assert Image.fromarray(blurred).size == (150, 150)
+
+
+def test_cli_rebuilds_the_report_with_a_blurred_gallery(sweep, tmp_path):
+    """``python -m harness.report RUN_DIR --blur 2`` on a copy of a finished run (detections from the score cache)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep.job_dirs[0], run)
+    before = (run / "report.html").read_text()
+    (run / "report.html").unlink()
+    r = subprocess.run([sys.executable, "-m", "harness.report", str(run), "--blur", "2", "--gallery-k", "2"],
+                       cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HARNESS_RESULTS=str(sweep.tmp / "results"), HARNESS_CACHE=str(sweep.tmp / "wcache")))
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = (run / "report.html").read_text()
+    crops = [im for a, im in _embedded(html) if "gallery-crop" in a]
+    assert len(crops) == 4 and all(im.size == (150, 150) for im in crops) and "crops blurred (sigma 2 px)" in html
+    assert html.count('data-figure="') == before.count('data-figure="')
