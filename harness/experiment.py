@@ -196,7 +196,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     torch.set_num_threads(int(rt.threads))
     device = str(rt.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available (use runtime=cpu)")
+        raise ValueError("runtime.device is 'cuda' but no CUDA device is available here (use runtime=cpu)")
 
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     manifest = load_dataset(ds.pop("name"), **ds)

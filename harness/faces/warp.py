@@ -190,14 +190,15 @@ def _pool_bounds(length: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.
 
 
 def roi_area_resize(images: torch.Tensor | None, img_idx, y0, y1, x0, x1, size: int,
-                    table: torch.Tensor | None = None, reciprocal: bool = False) -> torch.Tensor:
+                    table: torch.Tensor | None = None) -> torch.Tensor:
     """``interpolate(images[img_idx[k], :, y0[k]:y1[k], x0[k]:x1[k]], (size, size), mode="area")`` for every box
     ``k`` (half-open, in-image bounds); float32 ``[K, C, size, size]``.
 
     With a :func:`summed_area` ``table`` (the device path) all boxes are pooled at once from exact integer sums,
-    divided as PyTorch's pooling kernels divide: ``sum / kh / kw`` (contiguous input), or with ``reciprocal``
-    ``sum * (1 / (kh * kw))`` (the CUDA kernel for channels-last input); without a table, box by box (the CPU
-    path: on a CPU a summed-area table of a whole batch costs more than the per-box pooling it replaces).
+    divided as PyTorch's pooling kernel for contiguous input divides (``sum / kh / kw``; its CUDA kernel for
+    channels-last input multiplies by ``1 / (kh * kw)`` instead, which can differ in the last bit); without a
+    table, box by box (the CPU path: on a CPU a summed-area table of a whole batch costs more than the per-box
+    pooling it replaces).
     """
     if table is None:
         return _roi_area_loop(images, img_idx, y0, y1, x0, x1, size)
@@ -216,9 +217,6 @@ def roi_area_resize(images: torch.Tensor | None, img_idx, y0, y1, x0, x1, size: 
         return flat[plane[:, :, None, None] + pix[:, None, :, :]]  # [K, C, s, s]
 
     total = corner(ye, xe) - corner(ys, xe) - corner(ye, xs) + corner(ys, xs)
-    if reciprocal:
-        factor = 1.0 / ((ye - ys)[:, :, None] * (xe - xs)[:, None, :]).to(torch.float32)  # [K, s, s]
-        return total.to(torch.float32) * factor[:, None]
     kh = (ye - ys).to(torch.float32)[:, None, :, None]
     kw = (xe - xs).to(torch.float32)[:, None, None, :]
     return total.to(torch.float32) / kh / kw
