@@ -216,7 +216,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
             table = score_manifest_batched(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
                                            chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
-                                           workers=int(rt.get("workers", 0)), device=device)
+                                           workers=int(rt.get("workers", 0)), device=device,
+                                           detect_batch_size=int(rt.detect_batch_size), gpu_decode=rt.get("gpu_decode"))
         elif engine == "simple":
             table = score_manifest(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
                                    chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress))
