@@ -97,3 +97,22 @@ def test_official_split_partition_and_leak():
     df.loc[df["sample_id"] == "a/x0", "split"] = "test"  # subject a now in dev and test
     with pytest.raises(ValueError, match="subject 'a' appears in both.*a/x0"):
         build_trials(df, emb, "cosine", proto)
+
+
+def test_all_pairs_mode_and_cap():
+    df, emb = _table(n_bona=4)
+    proto = {"enrol": {"mode": "field", "field": "split", "enrol_in": ["train"], "probe_in": ["test"]},
+             "dev_fraction": 0.5, "seed": 0, "trials": "pairs"}
+    tr = build_trials(df, emb, "cosine", proto)
+    t = tr.trials
+    for part in ("dev", "eval"):
+        tp = t[t["partition"] == part]
+        # 2 subjects x 2 bona fide probes = 4 samples -> 6 pairs: 2 genuine, 4 impostor; attacks unchanged
+        assert (tp["kind"] == "genuine").sum() == 2 and (tp["kind"] == "impostor").sum() == 4
+        assert (tp["kind"] == "attack").sum() == 4
+    capped = build_trials(df, emb, "cosine", proto | {"max_impostor_pairs": 3})
+    assert (capped.trials["kind"] == "impostor").sum() == 6 and capped.counts["impostor_pairs_not_sampled"] == 2
+    again = build_trials(df, emb, "cosine", proto | {"max_impostor_pairs": 3})
+    pd.testing.assert_frame_equal(capped.trials, again.trials)  # seeded
+    with pytest.raises(ValueError, match="protocol.trials"):
+        build_trials(df, emb, "cosine", proto | {"trials": "everything"})

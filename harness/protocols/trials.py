@@ -5,9 +5,12 @@
   bona fide samples of each subject by sample_id). Template = mean of the enrolment embeddings (L2-normalised
   first for cosine models). A subject whose enrolment samples all failed is a failure to enrol.
 * Probes: every other sample (``mode: field``: those whose column takes one of ``probe_in``).
-* Trials: genuine = bona fide probe vs its own subject's template; zero-effort impostor = bona fide probe vs
-  every other enrolled subject's template *in the same partition*; attack = attack probe vs the template of
-  the subject it impersonates (the fraud a stolen photo enables).
+* Trials (``trials: templates``, the default): genuine = bona fide probe vs its own subject's template;
+  zero-effort impostor = bona fide probe vs every other enrolled subject's template *in the same partition*;
+  attack = attack probe vs the template of the subject it impersonates (the fraud a stolen photo enables).
+  ``trials: pairs`` compares bona fide probes pairwise instead (all pairs within a partition; impostor pairs
+  sampled down to ``max_impostor_pairs`` with ``seed`` when set, the number left out counted); attack trials
+  stay attack-vs-enrolment.
 * Partitions: subjects are split, seeded, into disjoint ``dev`` (threshold selection) and ``eval``
   (reporting) sets; every trial and PAD sample belongs to its subjects' partition. With
   ``partition: split`` the database's own split decides instead (``dev_splits`` -> dev, ``eval_splits`` ->
@@ -61,6 +64,29 @@ def _as_str_list(v) -> list[str]:
     return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
 
 
+def _pair_rows(probes: pd.DataFrame, embeddings: np.ndarray, metric: str, part: str, cap, seed: int):
+    """Every pair of bona fide probes of one partition: genuine if same subject, else impostor (capped, seeded)."""
+    idx = probes.index.to_numpy()
+    if len(idx) < 2:
+        return [], 0
+    i, j = np.triu_indices(len(idx), k=1)
+    subj = probes["subject"].to_numpy()
+    same = subj[i] == subj[j]
+    imp = np.flatnonzero(~same)
+    n_cut = 0
+    if cap is not None and len(imp) > int(cap):
+        keep = np.sort(np.random.default_rng(seed).choice(imp, size=int(cap), replace=False))
+        n_cut = len(imp) - int(cap)
+        sel = np.sort(np.concatenate([np.flatnonzero(same), keep]))
+        i, j, same = i[sel], j[sel], same[sel]
+    e = embeddings[idx].astype(np.float64)
+    sc = similarity(e[i], e[j], metric)
+    sid, pad = probes["sample_id"].to_numpy(), probes["pad_score"].to_numpy()
+    rows = [("genuine" if g else "impostor", part, sid[a], subj[a], subj[b], "none", float(v), float(pad[a]))
+            for a, b, g, v in zip(i, j, same, sc)]
+    return rows, n_cut
+
+
 def split_enrol_probe(samples: pd.DataFrame, enrol: dict) -> tuple[pd.Series, pd.Series]:
     """Boolean masks (enrolment, probe) over the samples, per the protocol's enrolment rule."""
     bona = samples["label"] == "bona_fide"
@@ -112,12 +138,17 @@ def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, pro
     probes = probes[probes["partition"].notna()]
     ok = probes[probes["status"] == "scored"]
     rows = []
+    pairs_mode = protocol.get("trials", "templates") == "pairs"
+    if protocol.get("trials", "templates") not in ("templates", "pairs"):
+        raise ValueError(f"protocol.trials must be 'templates' or 'pairs', got {protocol.get('trials')!r}")
     subj_by_part = {p: [s for s in templates if part[s] == p] for p in ("dev", "eval")}
     for i, r in ok.iterrows():
         e = embeddings[i].astype(np.float64)
         p = r["partition"]
         if r["label"] == "attack":
             refs = [(r["subject"], "attack")] if r["subject"] in templates else []
+        elif pairs_mode:
+            continue  # bona fide comparisons are sample pairs (below)
         else:
             refs = [(s, "genuine" if s == r["subject"] else "impostor") for s in subj_by_part[p]]
         if not refs:
@@ -126,6 +157,14 @@ def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, pro
         sc = similarity(np.repeat(e[None], len(refs), 0), ref_mat, metric)
         for (s, kind), v in zip(refs, sc):
             rows.append((kind, p, r["sample_id"], r["subject"], s, r["species"], float(v), float(r["pad_score"])))
+    n_capped = 0
+    if pairs_mode:
+        bona_ok = ok[ok["label"] == "bona_fide"]
+        for p in ("dev", "eval"):
+            new_rows, n_cut = _pair_rows(bona_ok[bona_ok["partition"] == p], embeddings, metric, p,
+                                         protocol.get("max_impostor_pairs"), int(protocol.get("seed", 0)))
+            rows.extend(new_rows)
+            n_capped += n_cut
     trials = pd.DataFrame(rows, columns=["kind", "partition", "probe_id", "probe_subject", "ref_subject", "species",
                                          "match_score", "pad_score"])
     counts = {
@@ -136,6 +175,7 @@ def build_trials(samples: pd.DataFrame, embeddings: np.ndarray, metric: str, pro
         "probe_samples": int(len(probes)),
         "samples_neither_enrol_nor_probe": int((~is_enrol & ~is_probe).sum()),
         "probe_samples_outside_partitions": n_unpartitioned,
+        "impostor_pairs_not_sampled": n_capped,
         "attack_probes_without_enrolment": int(((ok["label"] == "attack") & ~ok["subject"].isin(list(templates))).sum()),
     }
     for p in ("dev", "eval"):
