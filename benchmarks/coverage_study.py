@@ -8,8 +8,10 @@ Not a test. Simulation model (all Gaussian, total score variance 1 within each c
 * threshold t = Phi^-1(0.99) so the true FMR is 1 %; mu_g = t + Phi^-1(0.95) so the true FNMR is 5 %.
 
 For each replication: draw a data set, compute the intervals, record whether they contain the true rate.
-Methods: subject bootstrap (harness.metrics.bootstrap, same-subject weight c), the same with the literal
-"product of counts" weight c^2 for same-subject trials, the naive pair (trial) bootstrap, and Clopper–Pearson.
+Methods: the default subject-level interval of harness.metrics.bootstrap (``method="logit"``: one-way / two-way
+(dyadic) cluster-robust delta-method variance, logit-scale t interval), the subject bootstrap percentile interval
+(``method="percentile"``, same-subject weight c), the same with the literal "product of counts" weight c^2 for
+same-subject trials, the naive pair (trial) bootstrap, and Clopper–Pearson.
 
     python benchmarks/coverage_study.py [--reps 500] [--boot 1000] [--subjects 100]
 """
@@ -48,25 +50,29 @@ def simulate(rng, S, m, r, var_u, var_v):
 
 
 def study(name, S, m, r, var_u, var_v, reps, n_boot, rng):
-    methods = ["subject bootstrap", "subject bootstrap (c^2 same-subj.)", "pair bootstrap", "Clopper-Pearson"]
+    methods = ["subject bootstrap (percentile)", "subject bootstrap (c^2 same-subj.)", "pair bootstrap",
+               "Clopper-Pearson", "subject-level CR logit (default)"]
     hits = {(k, mth): 0 for k in ("FNMR", "FMR") for mth in methods}
     width = {key: 0.0 for key in hits}
     for _ in range(reps):
         gen, gs, imp, ia, ib = simulate(rng, S, m, r, var_u, var_v)
         for key, err, a, b, true in (("FNMR", gen < T, gs, gs, TRUE_FNMR), ("FMR", imp >= T, ia, ib, TRUE_FMR)):
             ivs = {
-                methods[0]: subject_bootstrap_rate(err, a, b, n_boot=n_boot, rng=rng),
+                methods[4]: subject_bootstrap_rate(err, a, b),  # default method="logit"
+                methods[0]: subject_bootstrap_rate(err, a, b, n_boot=n_boot, rng=rng, method="percentile"),
                 methods[2]: pair_bootstrap_rate(err, n_boot=n_boot, rng=rng),
             }
             ivs[methods[3]] = clopper_pearson(int(err.sum()), err.size)
             if key == "FNMR":
-                ivs[methods[1]] = subject_bootstrap_rate(err, a, b, n_boot=n_boot, rng=rng, same_subject="product")
+                ivs[methods[1]] = subject_bootstrap_rate(err, a, b, n_boot=n_boot, rng=rng, same_subject="product",
+                                                         method="percentile")
             for mth, iv in ivs.items():
                 lo, hi = (iv.lo, iv.hi) if hasattr(iv, "lo") else iv
                 hits[(key, mth)] += lo <= true <= hi
                 width[(key, mth)] += hi - lo
     rows = []
-    for (key, mth), h in hits.items():
+    order = [methods[i] for i in (4, 0, 1, 2, 3)]
+    for (key, mth), h in sorted(hits.items(), key=lambda kv: (kv[0][0] != "FNMR", order.index(kv[0][1]))):
         if key == "FMR" and "c^2" in mth:
             continue  # impostor trials are all cross-subject: identical to the first method
         rows.append((name, key, mth, h / reps, width[(key, mth)] / reps))

@@ -11,8 +11,27 @@ subject bootstrap resamples PEOPLE with replacement and keeps every trial whose 
   ``same_subject="product"`` uses ``c_a**2`` instead (the literal "product of counts"); it overstates the
   variance (see ``benchmarks/coverage_study.py``).
 
-The interval is the percentile interval of the replicated rate. Everything is seedable: pass ``rng`` as an int
-seed or a ``numpy.random.Generator``.
+Interval methods of :func:`subject_bootstrap_rate` (``method=``):
+
+* ``"logit"`` (default): cluster-robust delta-method interval, no resampling. The rate is a ratio estimator
+  ``sum(x)/n``; its variance is estimated from the residuals ``e_i = x_i - rate`` as
+  ``V = sum_{i,j share a subject} e_i e_j / n**2``. With one id per trial this is the usual one-way cluster-robust
+  (sandwich) variance; with two ids it is the two-way / dyadic-robust variance ``V_subject - V_pair`` (Cameron,
+  Gelbach & Miller 2011; Fafchamps & Gubert 2007; Aronow, Samii & Assenova 2015): summing per-person residual
+  totals counts the pairs of trials that share BOTH people (in particular each trial with itself) twice, so the
+  per-(unordered-)pair totals are subtracted once. Centring at the estimated rate shrinks ``V`` by the factor
+  ``1 - K/n**2`` (``K`` = number of ordered trial pairs that share a subject, ``i == j`` included), which is
+  divided out; for one id per trial and balanced subjects this is the familiar ``G/(G-1)`` (CR1) factor. The interval
+  is ``logit(rate) +- t_{S-1} * sqrt(V) / (rate (1 - rate))`` mapped back, which respects [0, 1] and the skewness of
+  small rates. A two-way ``V`` that comes out <= 0 is replaced by the (non-negative) pair-clustered variance. For
+  0/n or n/n errors the variance is 0 and the logit undefined: the Clopper–Pearson interval on ``n`` trials is
+  returned (Korn & Graubard's convention of an effective sample size equal to ``n`` in that case).
+* ``"percentile"``: the percentile interval of the subject-bootstrap replicates described above. The pigeonhole
+  (two-way) resampling over-states the variance of cross-subject rates — with no subject effects it sees the
+  trial noise about three times (once per side plus the interaction) — and the percentile interval under-covers
+  a small clustered rate (see ``benchmarks/coverage_study.py``).
+
+Everything is seedable: pass ``rng`` as an int seed or a ``numpy.random.Generator``.
 """
 
 from __future__ import annotations
@@ -22,6 +41,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import sparse
+from scipy import stats
 
 from ._checks import as_labels, as_scores, check_threshold, to_numpy
 
@@ -33,7 +53,10 @@ __all__ = [
     "pair_bootstrap_rate",
     "subject_bootstrap",
     "subject_multiplicities",
+    "cluster_robust_variance",
 ]
+
+SUBJECT_METHODS = ("logit", "percentile")
 
 
 @dataclass(frozen=True)
@@ -85,6 +108,70 @@ def _interval(reps: np.ndarray, estimate: float, alpha: float, n_boot: int, n_su
                              method, reps)
 
 
+def _cr_variance(e: np.ndarray, ca: np.ndarray, cb: np.ndarray | None, S: int) -> tuple[float, float, float]:
+    """``(V, V_pair, K/n**2)`` for residuals ``e`` (see the module docstring); ``V`` is not yet bias-corrected."""
+    n = e.size
+    if cb is None:
+        tot = np.bincount(ca, weights=e, minlength=S)
+        cnt = np.bincount(ca, minlength=S).astype(np.float64)
+        return float(tot @ tot) / n**2, 0.0, float(cnt @ cnt) / n**2
+    x = ca != cb
+    # per-person totals: a cross-subject trial counts for both people, a same-subject trial once
+    tot = np.bincount(ca, weights=e, minlength=S) + np.bincount(cb[x], weights=e[x], minlength=S)
+    cnt = (np.bincount(ca, minlength=S) + np.bincount(cb[x], minlength=S)).astype(np.float64)
+    v, k = float(tot @ tot), float(cnt @ cnt)
+    if x.any():
+        lo, hi = np.minimum(ca[x], cb[x]).astype(np.int64), np.maximum(ca[x], cb[x]).astype(np.int64)
+        _, pair = np.unique(lo * S + hi, return_inverse=True)
+        pair = pair.ravel()
+        ptot = np.bincount(pair, weights=e[x])
+        pcnt = np.bincount(pair).astype(np.float64)
+        # same-subject trials form their own "pair" (a, a), already equal to subject a's cluster: nothing to remove
+        v_pair = float(ptot @ ptot)
+        v, k = v - v_pair, k - float(pcnt @ pcnt)
+        same = ~x
+        if same.any():  # the pair-clustered variance also holds the same-subject (a, a) clusters
+            st = np.bincount(ca[same], weights=e[same], minlength=S)
+            v_pair += float(st @ st)
+        return v / n**2, v_pair / n**2, k / n**2
+    return v / n**2, v / n**2, k / n**2
+
+
+def cluster_robust_variance(errors: Any, subjects_a: Any, subjects_b: Any = None) -> float:
+    """Bias-corrected cluster-robust (one-way) or two-way/dyadic-robust variance of the rate ``mean(errors)``.
+
+    ``V / (1 - K/n**2)`` with ``V = sum_{i,j share a subject} e_i e_j / n**2`` (module docstring). For one trial per
+    subject this is ``p(1-p)/(n-1)``, the unbiased variance of a binomial proportion.
+    """
+    err = to_numpy(errors).astype(bool).ravel()
+    n = err.size
+    if n == 0:
+        raise ValueError("errors is empty")
+    ca, cb, S = _codes(subjects_a, subjects_b, n)
+    e = err.astype(np.float64) - err.mean()
+    v, v_pair, kk = _cr_variance(e, ca, cb, S)
+    if v <= 0:
+        v = v_pair
+    return v / (1.0 - kk) if kk < 1 else float("nan")
+
+
+def _logit_interval(err: np.ndarray, ca, cb, S: int, alpha: float, n_boot: int, method: str) -> BootstrapInterval:
+    n, k = err.size, int(err.sum())
+    p = k / n
+    if k == 0 or k == n:
+        from .intervals import clopper_pearson
+        lo, hi = clopper_pearson(k, n, alpha)
+        return BootstrapInterval(p, lo, hi, alpha, 0, 0, S, method + " [0 or n errors: Clopper-Pearson]")
+    var = cluster_robust_variance(err, ca, cb)
+    if S < 2 or not np.isfinite(var):  # one cluster holds every trial: nothing to estimate a variance from
+        return BootstrapInterval(p, 0.0, 1.0, alpha, 0, 0, S, method + " [single cluster]")
+    q = float(stats.t.ppf(1 - alpha / 2, S - 1))
+    half = q * np.sqrt(var) / (p * (1 - p))
+    lg = np.log(p / (1 - p))
+    lo, hi = 1 / (1 + np.exp(-(lg - half))), 1 / (1 + np.exp(-(lg + half)))
+    return BootstrapInterval(p, float(lo), float(hi), alpha, 0, 0, S, method)
+
+
 def subject_multiplicities(n_subjects: int, n_boot: int, rng: Any = None) -> np.ndarray:
     """``(n_boot, n_subjects)`` int array: how often each subject is drawn in each resample."""
     g = _rng(rng)
@@ -100,12 +187,18 @@ def subject_bootstrap_rate(
     alpha: float = 0.05,
     rng: Any = None,
     same_subject: str = "count",
+    method: str = "logit",
 ) -> BootstrapInterval:
-    """Subject-level bootstrap percentile interval for a rate ``mean(errors)``.
+    """Subject-level interval for a rate ``mean(errors)``.
 
     ``errors``: bool per trial (e.g. ``negatives >= t``). ``subjects_a``/``subjects_b``: the people on the two sides
-    of each trial (``subjects_b=None`` for single-sample rates). Vectorised: the rate of a resample is
-    ``c' E c / c' N c`` with ``E``/``N`` the subject-by-subject error/trial count matrices (sparse).
+    of each trial (``subjects_b=None`` for single-sample rates).
+
+    ``method="logit"`` (default): cluster-robust (two-way/dyadic-robust when ``subjects_b`` is given) delta-method
+    variance with a logit-scale ``t_{S-1}`` interval; analytic, so ``n_boot``, ``rng`` and ``same_subject`` are
+    not used and ``n_boot``/``n_valid`` of the result are 0. ``method="percentile"``: the subject-bootstrap
+    percentile interval (the earlier default). Vectorised: the rate of a resample is ``c' E c / c' N c`` with
+    ``E``/``N`` the subject-by-subject error/trial count matrices (sparse). See the module docstring.
     """
     err = to_numpy(errors).astype(bool).ravel()
     n = err.size
@@ -113,9 +206,14 @@ def subject_bootstrap_rate(
         raise ValueError("errors is empty: no trials to bootstrap")
     if same_subject not in ("count", "product"):
         raise ValueError(f"same_subject must be 'count' or 'product', got {same_subject!r}")
+    if method not in SUBJECT_METHODS:
+        raise ValueError(f"method must be one of {SUBJECT_METHODS}, got {method!r}")
     _check_boot(n_boot, alpha)
-    g = _rng(rng)
     ca, cb, S = _codes(subjects_a, subjects_b, n)
+    if method == "logit":
+        label = ("two-way (dyadic) cluster-robust" if cb is not None else "cluster-robust") + ", logit t interval"
+        return _logit_interval(err, ca, cb, S, alpha, n_boot, f"subject-level {label}")
+    g = _rng(rng)
     e_f = err.astype(np.float64)
     if cb is None:
         same_e = np.bincount(ca, weights=e_f, minlength=S)
