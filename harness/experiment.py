@@ -49,15 +49,13 @@ def manifest_fingerprint(manifest: pd.DataFrame) -> str:
     return hashlib.sha256(manifest[cols].to_csv(index=False).encode()).hexdigest()
 
 
-def _boot(errors, subj_a, subj_b=None, seed: int = 0) -> dict | None:
-    """Subject-level bootstrap 95% interval (resamples people; frames of one person are correlated)."""
+def _subject_ci(errors, subj_a, subj_b=None, seed: int = 0) -> dict | None:
+    """Subject-level 95% interval (people, not frames, are the independent units: NUAA frames of one person are
+    highly correlated). Default method: two-way cluster-robust logit interval (harness.metrics.bootstrap)."""
     errors = np.asarray(errors, bool)
     if len(errors) == 0 or len(set(subj_a)) < 2:
         return None
-    if errors.all() or not errors.any():  # resampling people cannot move a 0/n or n/n rate
-        return {"note": "degenerate (0 or all errors): read the Clopper-Pearson interval"}
-    b = subject_bootstrap_rate(np.asarray(errors, bool), np.asarray(subj_a), None if subj_b is None else np.asarray(subj_b),
-                               n_boot=2000, rng=seed)
+    b = subject_bootstrap_rate(errors, np.asarray(subj_a), None if subj_b is None else np.asarray(subj_b), rng=seed)
     return {"lo": float(b.lo), "hi": float(b.hi), "n_subjects": int(b.n_subjects), "method": b.method}
 
 
@@ -84,8 +82,8 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_
             ti, tg = t[t["kind"] == "impostor"], t[t["kind"] == "genuine"]
             v["at_operating_point"] = {
                 "threshold": t_match, "fmr": at["fmr"].to_dict(), "fnmr": at["fnmr"].to_dict(),
-                "fmr_subject_ci": _boot(imp >= t_match, ti["probe_subject"], ti["ref_subject"], seed),
-                "fnmr_subject_ci": _boot(gen < t_match, tg["probe_subject"], None, seed)}
+                "fmr_subject_ci": _subject_ci(imp >= t_match, ti["probe_subject"], ti["ref_subject"], seed),
+                "fnmr_subject_ci": _subject_ci(gen < t_match, tg["probe_subject"], None, seed)}
 
     p = out["pad"]
     ok = pr[pr["status"] == "scored"]
@@ -109,9 +107,9 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_
                 "apcer_per_species": {s: r.to_dict() for s, r in per.items()},
                 "apcer_max": per[worst].to_dict(), "apcer_max_species": worst,
                 "bpcer": bpcer(bona, t_pad).to_dict(),
-                "apcer_max_subject_ci": _boot(att.loc[att["species"] == worst, "pad_score"] >= t_pad,
+                "apcer_max_subject_ci": _subject_ci(att.loc[att["species"] == worst, "pad_score"] >= t_pad,
                                               att.loc[att["species"] == worst, "subject"], None, seed),
-                "bpcer_subject_ci": _boot(bona < t_pad, ok.loc[ok["label"] == "bona_fide", "subject"], None, seed),
+                "bpcer_subject_ci": _subject_ci(bona < t_pad, ok.loc[ok["label"] == "bona_fide", "subject"], None, seed),
             }
 
     s = out["system"]
@@ -121,7 +119,7 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_
     if t_match is not None and t_pad is not None:
         if len(att_t):
             s["iapar"] = _rate_dict(iapar(att_t["match_score"].to_numpy(), att_t["pad_score"].to_numpy(), t_match, t_pad))
-            s["iapar_subject_ci"] = _boot((att_t["match_score"] >= t_match) & (att_t["pad_score"] >= t_pad),
+            s["iapar_subject_ci"] = _subject_ci((att_t["match_score"] >= t_match) & (att_t["pad_score"] >= t_pad),
                                           att_t["probe_subject"], None, seed)
             s["attack_match_only_acceptance"] = rate(int((att_t["match_score"] >= t_match).sum()), len(att_t)).to_dict()
         if len(gen_t):
