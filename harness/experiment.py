@@ -162,26 +162,24 @@ def _finite(d):
 
 
 def threshold_table(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> pd.DataFrame:
-    """Rates at every distinct threshold on a small grid of quantiles (match and PAD), with k/n columns."""
+    """Rates at 41 quantile thresholds of the pooled scores (match and PAD), each with its k/n columns.
+
+    For ``pad`` rows, false accept = APCER over all attacks and false reject = BPCER."""
     t = trials[trials["partition"] == part]
-    rows = []
-    gen = t.loc[t["kind"] == "genuine", "match_score"].to_numpy()
-    imp = t.loc[t["kind"] == "impostor", "match_score"].to_numpy()
-    if len(gen) and len(imp):
-        for thr in np.unique(np.quantile(np.concatenate([gen, imp]), np.linspace(0, 1, 41))):
-            r = rates_at(imp, gen, thr)
-            rows.append({"score": "match", "threshold": thr, "false_accept": r["fmr"].value, "false_accept_k": r["fmr"].k,
-                         "false_accept_n": r["fmr"].n, "false_reject": r["fnmr"].value, "false_reject_k": r["fnmr"].k,
-                         "false_reject_n": r["fnmr"].n})
     ok = probes[(probes["partition"] == part) & (probes["status"] == "scored")]
-    bona = ok.loc[ok["label"] == "bona_fide", "pad_score"].to_numpy()
-    att = ok.loc[ok["label"] == "attack", "pad_score"].to_numpy()
-    if len(bona) and len(att):
-        for thr in np.unique(np.quantile(np.concatenate([bona, att]), np.linspace(0, 1, 41))):
-            r = rates_at(att, bona, thr)
-            rows.append({"score": "pad", "threshold": thr, "false_accept": r["fmr"].value, "false_accept_k": r["fmr"].k,
-                         "false_accept_n": r["fmr"].n, "false_reject": r["fnmr"].value, "false_reject_k": r["fnmr"].k,
-                         "false_reject_n": r["fnmr"].n})
+    score_sets = {
+        "match": (t.loc[t["kind"] == "impostor", "match_score"].to_numpy(), t.loc[t["kind"] == "genuine", "match_score"].to_numpy()),
+        "pad": (ok.loc[ok["label"] == "attack", "pad_score"].to_numpy(), ok.loc[ok["label"] == "bona_fide", "pad_score"].to_numpy()),
+    }
+    rows = []
+    for score, (neg, pos) in score_sets.items():
+        if not (len(neg) and len(pos)):
+            continue
+        for thr in np.unique(np.quantile(np.concatenate([neg, pos]), np.linspace(0, 1, 41))):
+            r = rates_at(neg, pos, thr)
+            rows.append({"score": score, "threshold": thr,
+                         "false_accept": r["fmr"].value, "false_accept_k": r["fmr"].k, "false_accept_n": r["fmr"].n,
+                         "false_reject": r["fnmr"].value, "false_reject_k": r["fnmr"].k, "false_reject_n": r["fnmr"].n})
     return pd.DataFrame(rows)
 
 

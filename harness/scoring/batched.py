@@ -52,7 +52,7 @@ from harness.faces.detect import Detection
 from harness.faces.warp import (align_batch, crop_resize_batch, crop_resize_fixed, roi_area_resize, similarity_batch,
                                 summed_area, to_uint8)
 from harness.scoring.cache import ScoreCache, cache_key
-from harness.scoring.engine import ScoreTable
+from harness.scoring.engine import ScoreTable, apply_detections
 
 log = logging.getLogger("harness.scoring")
 
@@ -643,13 +643,7 @@ def score_manifest_batched(
             stats["detect_computed"] += len(to_detect)
         stats["detect_cached"] += sum(1 for i in live if k_det[i] in hit)
         hit.update(new)
-        for i in live:
-            if status[i] == "rejected":
-                continue
-            det_arr[i] = hit[k_det[i]]
-            if np.isnan(det_arr[i, 0]):
-                status[i], reason[i] = "fta", "no face detected"
-        faced = [i for i in live if status[i] == "scored"]
+        faced = apply_detections(live, k_det, hit, status, reason, det_arr)
 
         # embeddings: one warp per size group and slice, then the forward
         todo = [i for i in faced if k_emb[i] not in hit]

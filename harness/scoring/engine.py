@@ -37,6 +37,19 @@ class ScoreTable:
         return {s: int(c.get(s, 0)) for s in STATUSES} | {"total": int(len(self.samples))}
 
 
+def apply_detections(live, k_det, hit, status, reason, det_arr) -> list[int]:
+    """Copy each live sample's (cached or new) detection into ``det_arr``; no face -> status ``fta``.
+
+    Returns the indices that have a face and go on to embedding and PAD."""
+    for i in live:
+        if status[i] == "rejected":
+            continue
+        det_arr[i] = hit[k_det[i]]
+        if np.isnan(det_arr[i, 0]):
+            status[i], reason[i] = "fta", "no face detected"
+    return [i for i in live if status[i] == "scored"]
+
+
 def _run_batched(model: torch.nn.Module, crops: list[np.ndarray], batch_size: int, amp: bool) -> np.ndarray:
     outs = []
     dev = model.device
@@ -114,14 +127,7 @@ def score_manifest(
             stats["detect_computed"] += len(to_detect)
         stats["detect_cached"] += sum(1 for i in live if k_det[i] in hit)
         hit.update(new)
-        for i in live:
-            if status[i] == "rejected":
-                continue
-            det_arr[i] = hit[k_det[i]]
-            if np.isnan(det_arr[i, 0]):
-                status[i], reason[i] = "fta", "no face detected"
-
-        faced = [i for i in live if status[i] == "scored"]
+        faced = apply_detections(live, k_det, hit, status, reason, det_arr)
         # embeddings
         todo = [i for i in faced if k_emb[i] not in hit]
         if todo:
