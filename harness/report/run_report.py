@@ -49,7 +49,7 @@ def _pct(r: dict | None) -> str:
 def _sci(ci: dict | None) -> str:
     if not ci or "lo" not in ci:
         return ""
-    return f"; subject bootstrap [{100 * ci['lo']:.2f}, {100 * ci['hi']:.2f}] ({ci['n_subjects']} subjects)"
+    return f"; subject-level [{100 * ci['lo']:.2f}, {100 * ci['hi']:.2f}] ({ci['n_subjects']} subjects)"
 
 
 def _thr(x: Any) -> str:
@@ -199,7 +199,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
         points["PAD"] = {"fmr": r["fmr"].to_dict(), "fnmr": r["fnmr"].to_dict(), "name": "t_pad"}
     roc_png, det_png = roc_det_with_bands({"verification": (imp, gen), "PAD": (att, bona)}, points, f"{s['run']['name']} ({part})")
     band_note = ("Shaded: pointwise 95% Clopper-Pearson band on FNMR/BPCER at each threshold (assumes independent "
-                 "trials; frames of one person are correlated, so read the subject-bootstrap intervals in the summary). "
+                 "trials; frames of one person are correlated, so read the subject-level intervals in the summary). "
                  "Cross: the operating point with both 95% intervals. PAD curve pools attack species (APCER per "
                  "species below).")
     figs["roc"] = H.figure("roc", roc_png, "ROC. " + band_note)
