@@ -53,3 +53,11 @@ def test_every_group_option_composes(group):
             assert cfg.embedder.name in EMBEDDERS
         if group == "pad":
             assert cfg.pad.name in PAD_MODELS
+
+
+def test_misspelt_model_option_is_a_clear_config_error():
+    from harness.models.registry import ModelOptionError, build_pad
+
+    with pytest.raises(ModelOptionError, match=r"pad minifasnet_v2: unknown option\(s\) \['box_maping'\].*pad\.<option>"):
+        build_pad("minifasnet_v2", box_maping="none")
+    assert issubclass(ModelOptionError, ValueError)  # so the CLI prints one line, not a traceback

@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.models.base import Embedder
-from harness.models.registry import register_embedder
+from harness.models.registry import check_options, register_embedder
 from harness.models.weights import WeightFile, WeightsError, fetch
 
 WEIGHTS = WeightFile(
@@ -474,6 +474,5 @@ def _state_dict(parsed: dict) -> dict[str, torch.Tensor]:
 @register_embedder("dlib_resnet")
 def build(device: str | torch.device = "cpu", **kw) -> DlibResNet:
     """dlib's face descriptor, weights fetched and verified via :data:`WEIGHTS`, in eval mode on ``device``."""
-    if kw:
-        raise ValueError(f"embedder dlib_resnet takes no options (config keys embedder.*), got {sorted(kw)}")
+    check_options("embedder", "dlib_resnet", kw)
     return DlibResNet.from_file(fetch(WEIGHTS)).to(device).eval()

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from harness.models.base import Embedder
-from harness.models.registry import register_embedder
+from harness.models.registry import check_options, register_embedder
 from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file
 from harness.paths import DataMissingError
 
@@ -173,8 +173,7 @@ def _weights(which: str, weights_path: str | os.PathLike | None, offline: bool |
 
 
 def _build(which: str, device, weights_path, margin: float, offline: bool | None, kw: dict) -> FaceNet:
-    if kw:
-        raise TypeError(f"facenet: unknown options {sorted(kw)}")
+    check_options("embedder", which, kw)
     path, sha = _weights(which, weights_path, offline)
     return FaceNet(WEIGHTS[which].name, load_state_dict(path), sha, margin).to(device).eval()
 

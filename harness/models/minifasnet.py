@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.models.base import PADModel
-from harness.models.registry import register_pad
+from harness.models.registry import check_options, register_pad
 from harness.models.weights import WeightFile, fetch, sha256_file
 
 SOURCE = "minivision-ai/Silent-Face-Anti-Spoofing @ b6d5f04ad78778917853b25c778acef6d5626d15"
@@ -224,9 +224,9 @@ def xyxy_to_xywh(box) -> tuple[int, int, int, int]:
     return int(x1), int(y1), int(x2 - x1 + 1), int(y2 - y1 + 1)
 
 
-def get_new_box(src_w: int, src_h: int, bbox_xywh, scale: float) -> tuple[int, int, int, int]:
-    """Reference ``CropImage._get_new_box``: the enlarged crop's inclusive corners ``(x1, y1, x2, y2)``."""
-    x, y, box_w, box_h = bbox_xywh
+def enlarge_within(src_w: int, src_h: int, x, y, box_w, box_h, scale: float) -> tuple[float, float, float, float]:
+    """Silent-Face's enlargement rule as floats ``(lx, ly, rx, ry)``: scale clamped to
+    ``min((H-1)/h, (W-1)/w, scale)``, centred on the box, shifted back inside the frame at the borders."""
     scale = min((src_h - 1) / box_h, min((src_w - 1) / box_w, scale))
     new_w = box_w * scale
     new_h = box_h * scale
@@ -246,6 +246,13 @@ def get_new_box(src_w: int, src_h: int, bbox_xywh, scale: float) -> tuple[int, i
     if ry > src_h - 1:
         ly -= ry - src_h + 1
         ry = src_h - 1
+    return lx, ly, rx, ry
+
+
+def get_new_box(src_w: int, src_h: int, bbox_xywh, scale: float) -> tuple[int, int, int, int]:
+    """Reference ``CropImage._get_new_box``: the enlarged crop's inclusive corners ``(x1, y1, x2, y2)``."""
+    x, y, box_w, box_h = bbox_xywh
+    lx, ly, rx, ry = enlarge_within(src_w, src_h, x, y, box_w, box_h, scale)
     return int(lx), int(ly), int(rx), int(ry)
 
 
@@ -402,12 +409,14 @@ def _finish(model: PADModel, device: str | torch.device) -> PADModel:
 @register_pad("minifasnet_v2")
 def build_v2(device: str | torch.device = "cpu", weights_path: str | Path | None = None,
              box_mapping: str = "mtcnn_to_retinaface", **kw) -> PADModel:
+    check_options("pad", "minifasnet_v2", kw)
     return _finish(MiniFASNetPAD("MiniFASNetV2", weights_path, box_mapping), device)
 
 
 @register_pad("minifasnet_v1se")
 def build_v1se(device: str | torch.device = "cpu", weights_path: str | Path | None = None,
                box_mapping: str = "mtcnn_to_retinaface", **kw) -> PADModel:
+    check_options("pad", "minifasnet_v1se", kw)
     return _finish(MiniFASNetPAD("MiniFASNetV1SE", weights_path, box_mapping), device)
 
 
@@ -417,4 +426,5 @@ def build_ensemble(device: str | torch.device = "cpu", weights_path=None, box_ma
     """``weights_path``: ``None``, or a dict ``{"MiniFASNetV2": path, "MiniFASNetV1SE": path}`` (either optional)."""
     if weights_path is not None and not isinstance(weights_path, dict):
         raise TypeError("minifasnet_ensemble weights_path must be a dict {'MiniFASNetV2': ..., 'MiniFASNetV1SE': ...}")
+    check_options("pad", "minifasnet_ensemble", kw)
     return _finish(MiniFASNetEnsemble(weights_path, box_mapping), device)

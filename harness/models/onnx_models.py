@@ -44,7 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.models.base import Embedder, PADModel
-from harness.models.registry import register_embedder, register_pad
+from harness.models.minifasnet import enlarge_within
+from harness.models.registry import check_options, register_embedder, register_pad
 from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file
 
 PACKAGE = "faceplugin-face-recognition-js"
@@ -418,22 +419,7 @@ def faceplugin_liveness_box(box_xyxy, frame_hw: tuple[int, int],
     box_w, box_h = abs(x2 - x1), abs(y2 - y1)
     if box_w <= 0 or box_h <= 0:
         raise ValueError(f"degenerate face box {b[:4].tolist()}")
-    s = min((src_h - 1) / box_h, min((src_w - 1) / box_w, scale))
-    new_w, new_h = box_w * s, box_h * s
-    cx, cy = box_w / 2 + x1, box_h / 2 + y1
-    lx, ly, rx, ry = cx - new_w / 2, cy - new_h / 2, cx + new_w / 2, cy + new_h / 2
-    if lx < 0:
-        rx -= lx
-        lx = 0
-    if ly < 0:
-        ry -= ly
-        ly = 0
-    if rx > src_w - 1:
-        lx -= rx - src_w + 1
-        rx = src_w - 1
-    if ry > src_h - 1:
-        ly -= ry - src_h + 1
-        ry = src_h - 1
+    lx, ly, rx, ry = enlarge_within(src_w, src_h, x1, y1, box_w, box_h, scale)
     x = max(int(lx), 0)
     y = max(int(ly), 0)
     w = min(int(rx - lx), src_w - 1)
@@ -452,15 +438,13 @@ def faceplugin_liveness_crop(frame: np.ndarray, box_xyxy) -> np.ndarray:
 @register_embedder("faceplugin_feature")
 def build_feature(device: str | torch.device = "cpu", weights_path=None, backend: str = "auto",
                   threads: int | None = None, **kw) -> FacepluginFeature:
-    if kw:
-        raise TypeError(f"faceplugin_feature: unknown options {sorted(kw)}")
+    check_options("embedder", "faceplugin_feature", kw)
     return FacepluginFeature(weights_path, backend, threads).to(device).eval()
 
 
 @register_pad("faceplugin_liveness")
 def build_liveness(device: str | torch.device = "cpu", weights_path=None, backend: str = "auto",
                    threads: int | None = None, channels: str = LIVENESS_CHANNELS, **kw) -> FacepluginLiveness:
-    if kw:
-        raise TypeError(f"faceplugin_liveness: unknown options {sorted(kw)}")
+    check_options("pad", "faceplugin_liveness", kw)
     return FacepluginLiveness(weights_path, backend, threads, channels).to(device).eval()
 

@@ -10,6 +10,16 @@ EMBEDDERS: dict[str, Callable[..., Embedder]] = {}
 PAD_MODELS: dict[str, Callable[..., PADModel]] = {}
 
 
+class ModelOptionError(ValueError, TypeError):
+    """A model was given an option it does not take (a misspelt config key, usually)."""
+
+
+def check_options(kind: str, name: str, kw: dict) -> None:
+    """Refuse options a factory does not take, naming the config keys (``embedder.*`` / ``pad.*``)."""
+    if kw:
+        raise ModelOptionError(f"{kind} {name}: unknown option(s) {sorted(kw)} (config keys {kind}.<option>)")
+
+
 def register_embedder(name: str):
     def deco(factory):
         EMBEDDERS[name] = factory

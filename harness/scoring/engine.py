@@ -50,6 +50,27 @@ def apply_detections(live, k_det, hit, status, reason, det_arr) -> list[int]:
     return [i for i in live if status[i] == "scored"]
 
 
+def collect_outputs(faced, embs, pads, paths, status, reason, emb, pad_score) -> None:
+    """Store each face's embedding and PAD score; a non-finite output rejects the sample, naming its file."""
+    for i, e, p in zip(faced, embs, pads):
+        p = float(np.asarray(p).reshape(-1)[0])
+        if not np.all(np.isfinite(e)) or not np.isfinite(p):
+            status[i], reason[i] = "rejected", f"non-finite model output for {paths[i]}"
+            continue
+        emb[i], pad_score[i] = e, p
+
+
+def finish_table(manifest, status, reason, det_arr, pad_score, emb, stats) -> ScoreTable:
+    """The ScoreTable contract: manifest columns + status, reason, detection columns, pad_score."""
+    out = manifest.copy()
+    out["status"], out["reason"] = status, reason
+    out["det_prob"], out["n_faces"] = det_arr[:, 4], det_arr[:, 5]
+    for j, c in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
+        out[c] = det_arr[:, j]
+    out["pad_score"] = pad_score
+    return ScoreTable(samples=out, embeddings=emb, stats=stats)
+
+
 def _run_batched(model: torch.nn.Module, crops: list[np.ndarray], batch_size: int, amp: bool) -> np.ndarray:
     outs = []
     dev = model.device
@@ -148,19 +169,8 @@ def score_manifest(
         stats["pad_cached"] += len(faced) - len(todo)
         cache.put_many(new)
 
-        for i in faced:
-            e, p = hit[k_emb[i]], float(hit[k_pad[i]][0])
-            if not np.all(np.isfinite(e)) or not np.isfinite(p):
-                status[i], reason[i] = "rejected", f"non-finite model output for {manifest.at[i, 'path']}"
-                continue
-            emb[i], pad_score[i] = e, p
+        collect_outputs(faced, [hit[k_emb[i]] for i in faced], [hit[k_pad[i]] for i in faced],
+                        manifest["path"], status, reason, emb, pad_score)
         bar.update(len(idx))
     bar.close()
-
-    out = manifest.copy()
-    out["status"], out["reason"] = status, reason
-    out["det_prob"], out["n_faces"] = det_arr[:, 4], det_arr[:, 5]
-    for j, c in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
-        out[c] = det_arr[:, j]
-    out["pad_score"] = pad_score
-    return ScoreTable(samples=out, embeddings=emb, stats=stats)
+    return finish_table(manifest, status, reason, det_arr, pad_score, emb, stats)
