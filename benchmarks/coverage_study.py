@@ -1,19 +1,24 @@
-"""Coverage of nominal 95 % intervals for FNMR and FMR at a fixed threshold when scores are subject-correlated.
+"""Coverage of the people-aware interval (:func:`harness.metrics.clustered_rate`) against trial-level
+Clopper-Pearson, for rates of clustered binary outcomes. Not a test (a small grid of it is:
+``tests/metrics/test_clustered.py``).
 
-Not a test. Simulation model (all Gaussian, total score variance 1 within each class):
+Grid: 3, 5, 8, 16, 50 people; m = 20 and 200 trials per person; true population rates 0.1 %, 1 %, 5 %; designs
 
-* S subjects; subject effect ``u_s ~ N(0, var_u)`` for genuine scores, ``v_s ~ N(0, var_v)`` for impostor scores.
-* genuine: ``m`` trials per subject, ``score = mu_g + u_s + e``; subjects (s, s).
-* impostor: every pair a < b, ``r`` trials per pair, ``score = v_a + v_b + e``; subjects (a, b).
-* threshold t = Phi^-1(0.99) so the true FMR is 1 %; mu_g = t + Phi^-1(0.95) so the true FNMR is 5 %.
+* ``independent``: every trial has the population rate p;
+* ``beta-binomial rho``: person rate ~ Beta with mean p and intra-person correlation rho (0.1, 0.3);
+* ``goats``: each person is a "goat" with probability 10 % and then errs at 20x the rate of the others;
+* ``two-way sd``: impostor design, every ordered pair of distinct people, m trials per pair, logit(p_ab) =
+  c + u_a + v_b with u, v ~ N(0, sd^2) (sd 0.5 and 1.0 per side).
 
-For each replication: draw a data set, compute the intervals, record whether they contain the true rate.
-Methods: the default subject-level interval of harness.metrics.bootstrap (``method="logit"``: one-way / two-way
-(dyadic) cluster-robust delta-method variance, logit-scale t interval), the subject bootstrap percentile interval
-(``method="percentile"``, same-subject weight c), the same with the literal "product of counts" weight c^2 for
-same-subject trials, the naive pair (trial) bootstrap, and Clopper–Pearson.
+The truth is the POPULATION rate (a new person's or a new pair's expected rate: p by construction; for the
+two-way designs c is solved so that E[expit(c + u + v)] = p), not the sampled people's mean. For each cell and
+replication: two-sided 95 % interval and one-sided 95 % upper bound (what the threshold rule uses) of each method;
+coverage = share of replications whose interval contains the truth; width = median width of the two-sided
+interval; "n/e" = share of replications the interval declared not estimable (fewer than 2 people on a side).
+For the beta-binomial cells the last column is the median width over that of Clopper-Pearson at the TRUE effective
+sample size n / (1 + (m-1) rho).
 
-    python benchmarks/coverage_study.py [--reps 500] [--boot 1000] [--subjects 100]
+    python benchmarks/coverage_study.py [--reps 1000] [--seed 0] [--subjects 3,5,8,16,50] [--csv out.csv]
 """
 
 from __future__ import annotations
@@ -24,91 +29,144 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import norm
+from scipy import optimize, stats
+from scipy.special import expit, logit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.metrics.bootstrap import pair_bootstrap_rate, subject_bootstrap_rate  # noqa: E402
-from harness.metrics.intervals import clopper_pearson  # noqa: E402
+from harness.metrics.clustered import from_counts  # noqa: E402
 
-T = float(norm.ppf(0.99))
-MU_G = T + float(norm.ppf(0.95))
-TRUE_FMR, TRUE_FNMR = 0.01, 0.05
+DESIGNS = ("independent", "beta-binomial 0.1", "beta-binomial 0.3", "goats", "two-way 0.5", "two-way 1.0")
+RATES = (0.001, 0.01, 0.05)
+TRIALS = (20, 200)
+SUBJECTS = (3, 5, 8, 16, 50)
 
-
-def simulate(rng, S, m, r, var_u, var_v):
-    u = rng.normal(0, np.sqrt(var_u), S)
-    gen_subj = np.repeat(np.arange(S), m)
-    gen = MU_G + u[gen_subj] + rng.normal(0, np.sqrt(1 - var_u), gen_subj.size)
-    ia, ib = np.triu_indices(S, 1)
-    ia, ib = np.repeat(ia, r), np.repeat(ib, r)
-    v = rng.normal(0, np.sqrt(var_v), S)
-    imp = v[ia] + v[ib] + rng.normal(0, np.sqrt(1 - 2 * var_v), ia.size)
-    return gen, gen_subj, imp, ia, ib
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(60)
+_GH_W = _GH_W / _GH_W.sum()
 
 
-def study(name, S, m, r, var_u, var_v, reps, n_boot, rng):
-    methods = ["subject bootstrap (percentile)", "subject bootstrap (c^2 same-subj.)", "pair bootstrap",
-               "Clopper-Pearson", "subject-level CR logit (default)"]
-    hits = {(k, mth): 0 for k in ("FNMR", "FMR") for mth in methods}
-    width = {key: 0.0 for key in hits}
+def two_way_intercept(p: float, sd: float) -> float:
+    """c with E[expit(c + u + v)] = p for u, v ~ N(0, sd^2) (u + v ~ N(0, 2 sd^2); Gauss-Hermite)."""
+    s = np.sqrt(2.0) * sd
+    return float(optimize.brentq(lambda c: float(_GH_W @ expit(c + s * _GH_X)) - p, -30, 30))
+
+
+def draw(design: str, S: int, m: int, p: float, rng: np.random.Generator):
+    """One data set as cell counts (a, b, k, n); b is None for one-sided designs."""
+    if design.startswith("two-way"):
+        sd = float(design.split()[1])
+        c = two_way_intercept(p, sd)
+        u, v = rng.normal(0, sd, S), rng.normal(0, sd, S)
+        a, b = np.nonzero(~np.eye(S, dtype=bool))
+        k = rng.binomial(m, expit(c + u[a] + v[b])).astype(np.float64)
+        return a, b, k, np.full(a.size, float(m))
+    if design == "independent":
+        pi = np.full(S, p)
+    elif design.startswith("beta-binomial"):
+        rho = float(design.split()[1])
+        s = 1.0 / rho - 1.0
+        pi = rng.beta(p * s, (1 - p) * s, S)
+    elif design == "goats":
+        r = p / (0.9 + 0.1 * 20)
+        pi = np.where(rng.random(S) < 0.1, 20 * r, r)
+    else:
+        raise ValueError(design)
+    a = np.arange(S)
+    return a, None, rng.binomial(m, pi).astype(np.float64), np.full(S, float(m))
+
+
+def cp(k: float, n: float, alpha: float, side: str) -> tuple[float, float]:
+    a_hi = alpha if side == "upper" else alpha / 2
+    hi = 1.0 if k >= n else float(stats.beta.ppf(1 - a_hi, k + 1, n - k))
+    lo = 0.0 if (k <= 0 or side == "upper") else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    return lo, hi
+
+
+def cell(design: str, S: int, m: int, p: float, reps: int, rng: np.random.Generator, conf: float = 0.95) -> dict:
+    alpha = 1 - conf
+    res = {"new": {"two": 0, "up": 0, "w": []}, "cp": {"two": 0, "up": 0, "w": []}}
+    ne = 0
+    ref_w = []
+    rho = float(design.split()[1]) if design.startswith("beta-binomial") else None
     for _ in range(reps):
-        gen, gs, imp, ia, ib = simulate(rng, S, m, r, var_u, var_v)
-        for key, err, a, b, true in (("FNMR", gen < T, gs, gs, TRUE_FNMR), ("FMR", imp >= T, ia, ib, TRUE_FMR)):
-            ivs = {
-                methods[4]: subject_bootstrap_rate(err, a, b),  # default method="logit"
-                methods[0]: subject_bootstrap_rate(err, a, b, n_boot=n_boot, rng=rng, method="percentile"),
-                methods[2]: pair_bootstrap_rate(err, n_boot=n_boot, rng=rng),
-            }
-            ivs[methods[3]] = clopper_pearson(int(err.sum()), err.size)
-            if key == "FNMR":
-                ivs[methods[1]] = subject_bootstrap_rate(err, a, b, n_boot=n_boot, rng=rng, same_subject="product",
-                                                         method="percentile")
-            for mth, iv in ivs.items():
-                lo, hi = (iv.lo, iv.hi) if hasattr(iv, "lo") else iv
-                hits[(key, mth)] += lo <= true <= hi
-                width[(key, mth)] += hi - lo
+        a, b, k, n = draw(design, S, m, p, rng)
+        two = from_counts(a, b, k, n, conf, "two-sided")
+        up = from_counts(a, b, k, n, conf, "upper")
+        ne += not two.estimable
+        res["new"]["two"] += two.lo <= p <= two.hi
+        res["new"]["up"] += p <= up.hi
+        res["new"]["w"].append(two.hi - two.lo)
+        K, N = float(k.sum()), float(n.sum())
+        lo, hi = cp(K, N, alpha, "two-sided")
+        res["cp"]["two"] += lo <= p <= hi
+        res["cp"]["up"] += p <= cp(K, N, alpha, "upper")[1]
+        res["cp"]["w"].append(hi - lo)
+        if rho is not None:
+            d = 1 + (m - 1) * rho
+            l2, h2 = cp(K / d, N / d, alpha, "two-sided")
+            ref_w.append(h2 - l2)
+    out = {"design": design, "subjects": S, "m": m, "p": p, "reps": reps, "not_estimable": ne / reps}
+    for meth in ("new", "cp"):
+        out[f"{meth}_two"] = res[meth]["two"] / reps
+        out[f"{meth}_up"] = res[meth]["up"] / reps
+        out[f"{meth}_width"] = float(np.median(res[meth]["w"]))
+    out["width_vs_true_neff_cp"] = float(np.median(res["new"]["w"]) / np.median(ref_w)) if ref_w else None
+    return out
+
+
+def run(subjects=SUBJECTS, trials=TRIALS, rates=RATES, designs=DESIGNS, reps: int = 1000, seed: int = 0,
+        verbose: bool = True) -> list[dict]:
+    rng = np.random.default_rng(seed)
     rows = []
-    order = [methods[i] for i in (4, 0, 1, 2, 3)]
-    for (key, mth), h in sorted(hits.items(), key=lambda kv: (kv[0][0] != "FNMR", order.index(kv[0][1]))):
-        if key == "FMR" and "c^2" in mth:
-            continue  # impostor trials are all cross-subject: identical to the first method
-        rows.append((name, key, mth, h / reps, width[(key, mth)] / reps))
+    if verbose:
+        print(f"{'design':<18}{'S':>4}{'m':>5}{'p':>7} | {'new 2s':>7}{'new up':>7}{'width':>8}{'n/e':>6}"
+              f"{'x true':>7} | {'CP 2s':>7}{'CP up':>7}{'width':>8}", flush=True)
+    for d in designs:
+        for S in subjects:
+            for m in trials:
+                for p in rates:
+                    r = cell(d, S, m, p, reps, rng)
+                    rows.append(r)
+                    if verbose:
+                        x = f"{r['width_vs_true_neff_cp']:.2f}" if r["width_vs_true_neff_cp"] is not None else "-"
+                        print(f"{d:<18}{S:>4}{m:>5}{p:>7.3f} | {100 * r['new_two']:>6.1f}%{100 * r['new_up']:>6.1f}%"
+                              f"{100 * r['new_width']:>7.2f}%{100 * r['not_estimable']:>5.0f}%{x:>7} | "
+                              f"{100 * r['cp_two']:>6.1f}%{100 * r['cp_up']:>6.1f}%{100 * r['cp_width']:>7.2f}%",
+                              flush=True)
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=500)
-    ap.add_argument("--boot", type=int, default=1000)
-    ap.add_argument("--subjects", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=20240601)
-    a = ap.parse_args()
-    rng = np.random.default_rng(a.seed)
-    S = a.subjects
-    scenarios = [
-        # name, subjects, genuine trials per subject, trials per impostor pair, var_u, var_v
-        ("strong subject effects", S, 10, 2, 0.5, 0.15),
-        ("no subject effects", S, 10, 2, 0.0, 0.0),
-    ]
-    t0 = time.perf_counter()
-    rows = []
-    for sc in scenarios:
-        rows += study(*sc, reps=a.reps, n_boot=a.boot, rng=rng)
-    dt = time.perf_counter() - t0
-    mc = np.sqrt(0.95 * 0.05 / a.reps)
-    n_imp = S * (S - 1) // 2 * 2
-    print(f"{a.reps} replications x {a.boot} bootstrap resamples, {S} subjects, {S * 10} genuine trials, "
-          f"{n_imp} impostor trials; true FNMR {TRUE_FNMR:.0%}, true FMR {TRUE_FMR:.0%}; "
-          f"Monte Carlo s.e. of a 95% coverage ~ {mc:.1%}; {dt:.0f} s")
-    print()
-    print(f"| {'scenario':<22} | {'rate':<4} | {'interval':<34} | {'coverage':>8} | {'mean width':>10} |")
-    print(f"|{'-' * 24}|{'-' * 6}|{'-' * 36}|{'-' * 10}|{'-' * 12}|")
-    for name, key, mth, cov, w in rows:
-        print(f"| {name:<22} | {key:<4} | {mth:<34} | {cov:>8.1%} | {w:>10.4f} |")
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--subjects", default=",".join(map(str, SUBJECTS)))
+    ap.add_argument("--designs", default=",".join(DESIGNS))
+    ap.add_argument("--csv", default=None)
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    rows = run(tuple(int(s) for s in a.subjects.split(",")), designs=tuple(a.designs.split(",")), reps=a.reps,
+               seed=a.seed)
+    two = min(r["new_two"] for r in rows)
+    up = min(r["new_up"] for r in rows)
+    bb50 = [r["width_vs_true_neff_cp"] for r in rows if r["subjects"] == 50 and r["width_vs_true_neff_cp"]]
+    ne_big = max((r["not_estimable"] for r in rows if r["subjects"] >= 8), default=0.0)
+    print(f"\nnew interval: min two-sided coverage {100 * two:.1f}%, min one-sided {100 * up:.1f}% (goal >= 93%); "
+          f"not estimable at >= 8 people: {100 * ne_big:.1f}%; beta-binomial width at 50 people / CP at true n_eff: "
+          f"max {max(bb50) if bb50 else float('nan'):.2f} (goal <= 2)")
+    print(f"trial-level Clopper-Pearson: min two-sided {100 * min(r['cp_two'] for r in rows):.1f}%, min one-sided "
+          f"{100 * min(r['cp_up'] for r in rows):.1f}%   ({time.time() - t0:.0f} s)")
+    if a.csv:
+        import csv
+
+        with open(a.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
