@@ -47,8 +47,11 @@ __all__ = ["ASSUMED_ICC", "PRIOR_SUBJECTS", "ClusteredRate", "clustered_rate", "
 #: assumed intra-person correlation of errors behind the prior design effect of one-sided rates (an assumption,
 #: not a measurement: NUAA's frames of one person, for example, are near-duplicates)
 ASSUMED_ICC = 0.2
-#: the same per side of a two-way (impostor) design, where an error belongs to a PAIR of people
-ASSUMED_ICC_TWO_WAY = 0.05
+#: two-way (impostor) designs: an error belongs to a PAIR of people and person effects act on the logit scale
+#: (Doddington's zoo: wolves and lambs), so the per-side ICC scales with the rate: ``min(cap, kappa * u)`` at the
+#: bound ``u`` itself; ``kappa = e^{sd^2} - 1`` for an assumed logit-normal person effect with sd 1 per side
+ASSUMED_ICC_TWO_WAY = 0.06
+ASSUMED_KAPPA_TWO_WAY = 10.0
 #: how many people the prior design effect is worth
 PRIOR_SUBJECTS = 8.0
 
@@ -72,6 +75,7 @@ class ClusteredRate:
     n_eff: float = 0.0
     cp_lo: float = 0.0
     cp_hi: float = 1.0
+    subjects_min_side: int = 0  # people on the smaller side (the degrees of freedom are this minus 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -160,24 +164,41 @@ def _prior_deff(m_sides: list[float], icc: float) -> float:
     return 1.0 + sum(max(m - 1.0, 0.0) for m in m_sides) * icc
 
 
-def _icc(icc: float | None, two_way: bool) -> float:
-    if icc is None:
-        return ASSUMED_ICC_TWO_WAY if two_way else ASSUMED_ICC
-    v = float(icc)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"icc must be in [0, 1], got {icc!r}")
-    return v
-
-
-def _design_effect(d_hat, w, d0: float, prior_subjects: float):
-    """Blend of the prior design effect (worth ``prior_subjects`` people) and the estimate (worth ``w`` = the people
-    with at least one error: only they inform how errors cluster)."""
-    return np.maximum(1.0, (prior_subjects * d0 + w * d_hat) / (prior_subjects + w))
+def _rho_fn(icc: float | None, two_way: bool):
+    """The assumed ICC as a function of the bound ``u`` (constant for one-way designs)."""
+    if icc is not None:
+        v = float(icc)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"icc must be in [0, 1], got {icc!r}")
+        return lambda u: np.full_like(np.asarray(u, dtype=np.float64), v)
+    if two_way:
+        return lambda u: np.minimum(ASSUMED_ICC_TWO_WAY, ASSUMED_KAPPA_TWO_WAY * np.asarray(u, dtype=np.float64))
+    return lambda u: np.full_like(np.asarray(u, dtype=np.float64), ASSUMED_ICC)
 
 
 def _kg_factor(s_min: int, alpha: float, side: str) -> float:
     q = 1 - (alpha if side == "upper" else alpha / 2)
     return float((stats.norm.ppf(q) / stats.t.ppf(q, s_min - 1)) ** 2)
+
+
+def _bounds(p, N: float, d_hat, w, m_sides: list[float], s_min: int, rho_fn, alpha: float, side: str,
+            prior_subjects: float):
+    """Vectorised core: (lo, hi, deff, n_eff, rho0) for rates ``p`` over ``N`` trials with estimated design effects
+    ``d_hat`` (1 where not estimable) informed by ``w`` people with errors. The assumed ICC may depend on the
+    bound; the largest fixed point is found by iterating down from the cap (the map is monotone)."""
+    p = np.asarray(p, dtype=np.float64)
+    factor = _kg_factor(s_min, alpha, side)
+    u = np.ones_like(p)
+    for _ in range(60):
+        rho0 = rho_fn(u)
+        d0 = 1.0 + sum(max(m - 1.0, 0.0) for m in m_sides) * rho0
+        deff = np.maximum(1.0, (prior_subjects * d0 + w * d_hat) / (prior_subjects + w))
+        n_eff = np.minimum(N, N * factor / deff)
+        lo, hi = _beta_bounds(p * n_eff, n_eff, alpha, side)
+        if np.all(np.abs(hi - u) <= 1e-12 + 1e-9 * hi):
+            break
+        u = hi
+    return lo, hi, deff, n_eff, rho0
 
 
 def from_counts(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarray, confidence: float = 0.95,
@@ -203,23 +224,21 @@ def from_counts(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarra
     people, m_sides, s_min = _sides(a, b, n)
     if s_min < 2:
         return ClusteredRate(K, N, p, 0.0, 1.0, people, f"not estimable: {s_min} person on a side (people are the "
-                             "independent units)", conf, side, False, float("nan"), None, 0.0, cp_lo, cp_hi)
+                             "independent units)", conf, side, False, float("nan"), None, 0.0, cp_lo, cp_hi, s_min)
     est = None
     if 0 < K < N:
         est = _cr_variance(a, b, k, n, p) / (p * (1 - p) / N)
     err = k > 0
     w = np.unique(a[err]).size if b is None else np.unique(np.concatenate((a[err], b[err & (a != b)]))).size
-    rho = _icc(icc, two_way)
-    d0 = _prior_deff(m_sides, rho)
-    deff = float(_design_effect(1.0 if est is None else max(est, 1.0), w, d0, prior_subjects))
-    n_eff = min(float(N), N * _kg_factor(s_min, alpha, side) / deff)
-    lo, hi = (float(x) for x in _beta_bounds(np.float64(p * n_eff), np.float64(n_eff), alpha, side))
+    lo, hi, deff, n_eff, rho0 = (float(x) for x in _bounds(
+        np.float64(p), float(N), np.float64(1.0 if est is None else max(est, 1.0)), np.float64(w), m_sides, s_min,
+        _rho_fn(icc, two_way), alpha, side, prior_subjects))
     lo, hi = min(lo, cp_lo), max(hi, cp_hi)
     method = (f"design-effect adjusted Clopper-Pearson over {people} people ({'two-way' if two_way else 'one-way'} "
-              f"clusters): deff {deff:.3g} from the prior {d0:.3g} (ASSUMED ICC {rho:g}, worth {prior_subjects:g} "
-              f"people) and " + (f"the estimate {est:.3g} (worth the {w} people with errors)" if est is not None
-                                  else f"no estimate ({K} errors)") + f"; df {s_min - 1}")
-    return ClusteredRate(K, N, p, lo, hi, people, method, conf, side, True, deff, est, n_eff, cp_lo, cp_hi)
+              f"clusters): design effect {deff:.3g} from an ASSUMED ICC {rho0:.3g} (worth {prior_subjects:g} people) "
+              "and " + (f"the estimate {est:.3g} (worth the {w} people with errors)" if est is not None
+                        else f"no estimate ({K} errors)") + f"; {s_min - 1} degrees of freedom")
+    return ClusteredRate(K, N, p, lo, hi, people, method, conf, side, True, deff, est, n_eff, cp_lo, cp_hi, s_min)
 
 
 def clustered_rate(errors: Any, subjects: Any, ref_subjects: Any = None, confidence: float = 0.95,
@@ -338,10 +357,8 @@ def upper_bound_path(negatives: Any, subjects: Any, ref_subjects: Any = None, co
     people, m_sides, s_min = _sides(ca, cb, np.ones(n))
     if s_min < 2:
         return {"threshold": thr, "k": k_steps.astype(np.int64), "hi": np.ones_like(thr)}
-    d0 = _prior_deff(m_sides, _icc(icc, two_way))
-    deff = _design_effect(d_hat, at(people_err), d0, prior_subjects)
-    n_eff = np.minimum(N, N * _kg_factor(s_min, alpha, "upper") / deff)
-    _, hi = _beta_bounds(p * n_eff, n_eff, alpha, "upper")
+    _, hi, _, _, _ = _bounds(p, N, d_hat, at(people_err), m_sides, s_min, _rho_fn(icc, two_way), alpha, "upper",
+                             prior_subjects)
     _, cp_hi = _beta_bounds(k_steps, np.full_like(k_steps, N), alpha, "upper")
     return {"threshold": thr, "k": k_steps.astype(np.int64), "hi": np.maximum(hi, cp_hi)}
 
@@ -363,9 +380,8 @@ def subjects_needed(target: float, trials_per_subject: float, confidence: float 
         else:
             n = s * m
             sides = [m]
-        d0 = _prior_deff(sides, _icc(icc, two_way))
-        ne = min(n, n * _kg_factor(s, 1 - confidence, "upper") / d0)  # 0 errors: the prior alone
-        return float(_beta_bounds(np.float64(0.0), np.float64(ne), 1 - confidence, "upper")[1])
+        return float(_bounds(np.float64(0.0), float(n), np.float64(1.0), np.float64(0.0), sides, s,
+                             _rho_fn(icc, two_way), 1 - confidence, "upper", prior_subjects)[1])
 
     if hi(limit) > target:
         return None
