@@ -99,8 +99,10 @@ def cmd_export(a) -> int:
         policy["standards"] = a.standards
     op = choose_thresholds(trials, probes, policy)
     config = dict(config) | {"policy": policy}
+    from harness.experiment import unmeasurable
+
     doc = build_operating_point(config=config, models=summary["models"], op=op, dataset=summary["dataset"],
-                                trials=trials, probes=probes)
+                                trials=trials, probes=probes, unmeasurable=unmeasurable(summary.get("metrics", {}), op))
     out = Path(a.out) if a.out else Path(a.run_dir) / f"operating_point.{a.policy}.json"
     write_operating_point(doc, out)
     print(_describe(doc))
@@ -111,7 +113,8 @@ def cmd_export(a) -> int:
 def _fmt_rate(r: dict | None) -> str:
     if not r:
         return "n/a"
-    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]"
+    people = f", {r['n_subjects']} people" if "n_subjects" in r else ""
+    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{people}"
 
 
 def _describe(doc: dict) -> str:

@@ -21,10 +21,8 @@ from harness import __version__
 from harness.data.registry import load_dataset
 from harness.export.operating_point import build_operating_point, git_sha, write_operating_point
 from harness.faces.detect import build_detector
-from harness.metrics.bootstrap import subject_bootstrap_rate
-from harness.metrics.intervals import rate
-from harness.metrics.pad import apcer_per_species, bpcer, bpcer_at_apcer
-from harness.metrics.system import iapar
+from harness.evaluate import people_rate
+from harness.metrics.pad import bpcer_at_apcer
 from harness.metrics.verification import eer, fnmr_at_fmr_table, rates_at
 from harness.models.registry import build_embedder, build_pad
 from harness.paths import results_root
@@ -49,82 +47,100 @@ def manifest_fingerprint(manifest: pd.DataFrame) -> str:
     return hashlib.sha256(manifest[cols].to_csv(index=False).encode()).hexdigest()
 
 
-def _subject_ci(errors, subj_a, subj_b=None, seed: int = 0) -> dict | None:
-    """Subject-level 95% interval (people, not frames, are the independent units: NUAA frames of one person are
-    highly correlated). Default method: two-way cluster-robust logit interval (harness.metrics.bootstrap)."""
-    errors = np.asarray(errors, bool)
-    if len(errors) == 0 or len(set(subj_a)) < 2:
-        return None
-    b = subject_bootstrap_rate(errors, np.asarray(subj_a), None if subj_b is None else np.asarray(subj_b), rng=seed)
-    return {"lo": float(b.lo), "hi": float(b.hi), "n_subjects": int(b.n_subjects), "method": b.method}
-
-
-def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_match, t_pad, seed: int = 0) -> dict:
-    """Every metric of one partition, each rate with k/n and a 95% Clopper-Pearson interval; the rates at the
-    operating point also carry a subject-level bootstrap interval (``subject_ci``)."""
+def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, at_op: dict | None) -> dict:
+    """Every metric of one partition. Threshold-free ones (EER, FNMR@FMR, BPCER@APCER) are computed here; the rates
+    at the operating point are ``at_op``, the output of :func:`harness.evaluate.evaluate` that the policy already
+    computed (one computation: ``summary.json``, ``operating_point.json``, the report and the verdicts read the same
+    numbers). Every rate is a people rate (k/n, people-aware interval, subject count); a threshold-picking metric
+    whose target is below 1/N is flagged ``measurable: false``."""
     t = trials[trials["partition"] == part]
     pr = probes[probes["partition"] == part]
-    gen = t.loc[t["kind"] == "genuine", "match_score"].to_numpy()
-    imp = t.loc[t["kind"] == "impostor", "match_score"].to_numpy()
+    g, i = t[t["kind"] == "genuine"], t[t["kind"] == "impostor"]
+    gen, imp = g["match_score"].to_numpy(), i["match_score"].to_numpy()
+    gs, is_, ir = (x.astype(str).to_numpy() for x in (g["probe_subject"], i["probe_subject"], i["ref_subject"]))
     out: dict = {"verif": {}, "pad": {}, "system": {}}
     v = out["verif"]
     v["n_genuine"], v["n_impostor"] = len(gen), len(imp)
-    bona_probes = pr[pr["label"] == "bona_fide"]
+    v["n_subjects"] = {"genuine": int(g["probe_subject"].nunique()),
+                       "impostor": int(pd.concat([i["probe_subject"], i["ref_subject"]]).nunique())}
+    bona_probes = pr[(pr["label"] == "bona_fide") & pr["status"].isin(["scored", "fta"])]
     if len(bona_probes):
-        v["fta"] = rate(int((bona_probes["status"] == "fta").sum()), len(bona_probes)).to_dict()
+        v["fta"] = people_rate(bona_probes["status"].to_numpy() == "fta", bona_probes["subject"])
     if len(gen) and len(imp):
         e, thr = eer(imp, gen)
-        at = rates_at(imp, gen, thr)
-        v["eer"] = {"value": float(e), "threshold": float(thr), "fmr": at["fmr"].to_dict(), "fnmr": at["fnmr"].to_dict()}
-        v["fnmr_at_fmr"] = {f"fmr_{_tag(row['target'])}": _clean(row) for row in fnmr_at_fmr_table(imp, gen, FMR_TARGETS)}
-        if t_match is not None:
-            at = rates_at(imp, gen, t_match)
-            ti, tg = t[t["kind"] == "impostor"], t[t["kind"] == "genuine"]
-            v["at_operating_point"] = {
-                "threshold": t_match, "fmr": at["fmr"].to_dict(), "fnmr": at["fnmr"].to_dict(),
-                "fmr_subject_ci": _subject_ci(imp >= t_match, ti["probe_subject"], ti["ref_subject"], seed),
-                "fnmr_subject_ci": _subject_ci(gen < t_match, tg["probe_subject"], None, seed)}
+        v["eer"] = {"value": float(e), "threshold": float(thr), "fmr": people_rate(imp >= thr, is_, ir),
+                    "fnmr": people_rate(gen < thr, gs)}
+        table = {}
+        for row in fnmr_at_fmr_table(imp, gen, FMR_TARGETS):
+            th = row["threshold"]
+            entry = {"target": row["target"], "threshold": th, "measurable": bool(row["measurable"]),
+                     "fmr": people_rate(imp >= th, is_, ir), "note": row["note"],
+                     "min_negatives": row["min_negatives"]}
+            if row["measurable"]:
+                entry["fnmr"] = people_rate(gen < th, gs)
+            else:
+                entry["not_measurable_because"] = (f"target FMR {row['target']:g} is below 1/N = 1/{len(imp)} impostor "
+                                                   "trials")
+            table[f"fmr_{_tag(row['target'])}"] = entry
+        v["fnmr_at_fmr"] = table
+    if at_op and at_op.get("verif"):
+        v["at_operating_point"] = {"threshold": at_op["t_match"], **at_op["verif"]}
 
     p = out["pad"]
     ok = pr[pr["status"] == "scored"]
-    bona = ok.loc[ok["label"] == "bona_fide", "pad_score"].to_numpy()
+    bona_df = ok[ok["label"] == "bona_fide"]
+    bona = bona_df["pad_score"].to_numpy()
     att = ok[ok["label"] == "attack"]
     p["n_bona_fide"], p["n_attack"] = len(bona), len(att)
-    if len(pr):
-        p["non_response"] = rate(int((pr["status"] != "scored").sum()), len(pr)).to_dict()
+    p["n_subjects"] = {"bona_fide": int(bona_df["subject"].nunique()), "attack": int(att["subject"].nunique())}
+    if at_op and at_op.get("pad", {}).get("non_response"):
+        p["non_response"] = at_op["pad"]["non_response"]
     if len(bona) and len(att):
-        a_s, a_sp = att["pad_score"].to_numpy(), att["species"].to_numpy()
+        a_s, a_sp = att["pad_score"].to_numpy(), att["species"].astype(str).to_numpy()
+        a_subj = att["subject"].astype(str).to_numpy()
         e, thr = eer(a_s, bona)
         p["eer_non_iso"] = {"value": float(e), "threshold": float(thr)}
         for name, target in BPCER_AT.items():
             r = bpcer_at_apcer(bona, a_s, a_sp, target)
-            p[name] = {"threshold": float(r["threshold"]), "bpcer": r["bpcer"].to_dict(), "apcer_max": r["apcer_max"].to_dict()}
-        if t_pad is not None:
-            per = apcer_per_species(a_s, a_sp, t_pad)
-            worst = max(per, key=lambda s: per[s].value)
-            p["at_operating_point"] = {
-                "threshold": t_pad,
-                "apcer_per_species": {s: r.to_dict() for s, r in per.items()},
-                "apcer_max": per[worst].to_dict(), "apcer_max_species": worst,
-                "bpcer": bpcer(bona, t_pad).to_dict(),
-                "apcer_max_subject_ci": _subject_ci(att.loc[att["species"] == worst, "pad_score"] >= t_pad,
-                                              att.loc[att["species"] == worst, "subject"], None, seed),
-                "bpcer_subject_ci": _subject_ci(bona < t_pad, ok.loc[ok["label"] == "bona_fide", "subject"], None, seed),
-            }
+            th = float(r["threshold"])
+            sp = r["apcer_max_species"]
+            entry = {"threshold": th, "target_apcer": target, "measurable": bool(r["reachable"]),
+                     "apcer_max": people_rate(a_s[a_sp == sp] >= th, a_subj[a_sp == sp]), "apcer_max_species": sp}
+            if r["reachable"]:
+                entry["bpcer"] = people_rate(bona < th, bona_df["subject"])
+            else:
+                entry["not_measurable_because"] = r["note"]
+            p[name] = entry
+    if at_op and at_op.get("pad", {}).get("apcer_per_species"):
+        po = at_op["pad"]
+        p["at_operating_point"] = {"threshold": at_op["t_pad"], **{k: po[k] for k in
+                                   ("apcer_per_species", "apcer_max", "apcer_max_species", "bpcer") if k in po}}
 
     s = out["system"]
     att_t = t[t["kind"] == "attack"]
-    gen_t = t[t["kind"] == "genuine"]
     s["n_attack_trials"] = len(att_t)
-    if t_match is not None and t_pad is not None:
+    if at_op:
+        s.update({k: val for k, val in at_op.get("system", {}).items()})
         if len(att_t):
-            s["iapar"] = _rate_dict(iapar(att_t["match_score"].to_numpy(), att_t["pad_score"].to_numpy(), t_match, t_pad))
-            s["iapar_subject_ci"] = _subject_ci((att_t["match_score"] >= t_match) & (att_t["pad_score"] >= t_pad),
-                                          att_t["probe_subject"], None, seed)
-            s["attack_match_only_acceptance"] = rate(int((att_t["match_score"] >= t_match).sum()), len(att_t)).to_dict()
-        if len(gen_t):
-            acc = (gen_t["match_score"] >= t_match) & (gen_t["pad_score"] >= t_pad)
-            s["genuine_rejection"] = rate(int((~acc).sum()), len(gen_t)).to_dict()
+            s["attack_match_only_acceptance"] = people_rate(att_t["match_score"].to_numpy() >= at_op["t_match"],
+                                                            att_t["probe_subject"])
+    return out
+
+
+def unmeasurable(metrics: dict, op: dict) -> list[dict]:
+    """Every number that must not be read as measured, with the reason (summary, report, MLflow tags)."""
+    out = []
+    for part, m in metrics.items():
+        for key, row in (m.get("verif", {}).get("fnmr_at_fmr") or {}).items():
+            if not row.get("measurable", True):
+                out.append({"metric": f"verif/{part}/fnmr_at_fmr/{key}", "reason": row["not_measurable_because"]})
+        for name in BPCER_AT:
+            row = m.get("pad", {}).get(name)
+            if row and not row.get("measurable", True):
+                out.append({"metric": f"pad/{part}/{name}", "reason": row["not_measurable_because"]})
+    for n in op.get("notes", []):
+        if "NOT shown" in n or "insufficient evidence" in n:
+            out.append({"metric": "operating_point/targets", "reason": n})
     return out
 
 
@@ -171,6 +187,9 @@ def threshold_table(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> pd
         "match": (t.loc[t["kind"] == "impostor", "match_score"].to_numpy(), t.loc[t["kind"] == "genuine", "match_score"].to_numpy()),
         "pad": (ok.loc[ok["label"] == "attack", "pad_score"].to_numpy(), ok.loc[ok["label"] == "bona_fide", "pad_score"].to_numpy()),
     }
+    people = {"match": (pd.concat([t.loc[t["kind"] == "impostor", "probe_subject"], t.loc[t["kind"] == "impostor", "ref_subject"]]).nunique(),
+                        t.loc[t["kind"] == "genuine", "probe_subject"].nunique()),
+              "pad": (ok.loc[ok["label"] == "attack", "subject"].nunique(), ok.loc[ok["label"] == "bona_fide", "subject"].nunique())}
     rows = []
     for score, (neg, pos) in score_sets.items():
         if not (len(neg) and len(pos)):
@@ -179,7 +198,8 @@ def threshold_table(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> pd
             r = rates_at(neg, pos, thr)
             rows.append({"score": score, "threshold": thr,
                          "false_accept": r["fmr"].value, "false_accept_k": r["fmr"].k, "false_accept_n": r["fmr"].n,
-                         "false_reject": r["fnmr"].value, "false_reject_k": r["fnmr"].k, "false_reject_n": r["fnmr"].n})
+                         "false_reject": r["fnmr"].value, "false_reject_k": r["fnmr"].k, "false_reject_n": r["fnmr"].n,
+                         "false_accept_people": int(people[score][0]), "false_reject_people": int(people[score][1])})
     return pd.DataFrame(rows)
 
 
@@ -232,8 +252,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
     op = choose_thresholds(tr.trials, tr.probes, policy,
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
-    metrics = {part: evaluate_partition(tr.trials, tr.probes, part, op["t_match"], op["t_pad"], int(cfg.seed))
-               for part in ("dev", "eval")}
+    at_op = {op["selected_on"]: op.get("on_selection_data")} | (
+        {op["report"]["partition"]: op["report"]["rates"]} if op.get("report") else {})
+    metrics = {part: evaluate_partition(tr.trials, tr.probes, part, at_op.get(part)) for part in ("dev", "eval")}
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
 
@@ -276,10 +297,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "rejected_samples": rejected,
         "operating_point": op,
         "metrics": metrics,
+        "unmeasurable": unmeasurable(metrics, op),
     })
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     doc = build_operating_point(config=OmegaConf.to_container(cfg, resolve=True), models=models, op=op,
-                                dataset=dataset_fp, trials=tr.trials, probes=tr.probes)
+                                dataset=dataset_fp, trials=tr.trials, probes=tr.probes,
+                                unmeasurable=summary["unmeasurable"])
     write_operating_point(doc, out_dir / "operating_point.json")
 
     from harness.report.run_report import report_for_run  # report.html (+ report.json, conditions.csv)
@@ -304,11 +327,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 def _fmt(r: dict | None) -> str:
     if not r:
         return "n/a"
-    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]"
+    people = f", {r['n_subjects']} people" if "n_subjects" in r else ""
+    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{people}"
 
 
 def _sci(ci: dict | None) -> str:
-    return "" if not ci or "lo" not in ci else f" (subject CI [{100 * ci['lo']:.2f}, {100 * ci['hi']:.2f}], {ci['n_subjects']} subjects)"
+    return ""
 
 
 def print_summary(s: dict, out_dir: Path) -> None:
@@ -327,6 +351,8 @@ def print_summary(s: dict, out_dir: Path) -> None:
         lines.append(f"eval EER {100 * e['value']:.2f}% at t={e['threshold']:.4g}  (FMR {_fmt(e['fmr'])}, FNMR {_fmt(e['fnmr'])})")
         f1 = v["fnmr_at_fmr"].get("fmr_1e-2", {})
         lines.append(f"eval FNMR@FMR=1%: {_fmt(f1.get('fnmr')) if f1.get('measurable', True) else 'not measurable'}")
+    lines.append("intervals: people-aware 95% (people, not frames, are the independent units); 'N people' = distinct "
+                 "people behind the rate")
     lines.append(f"thresholds (chosen on {op['selected_on']}): t_match={op['t_match']}, t_pad={op['t_pad']}")
     if "at_operating_point" in v:
         o = v["at_operating_point"]

@@ -48,7 +48,13 @@ __all__ = [
     "loads",
 ]
 
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0",)
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("2.0",)
+#: why an older file is refused (not only that it is)
+RETIRED_SCHEMA_VERSIONS = {
+    "1.0": ("its thresholds were chosen on trial-level confidence bounds (frames of one person counted as independent) "
+            "and may be dominated (security given away for no convenience) or not float-safe; re-export it from its "
+            "run directory with this harness: python -m harness.cli export <run_dir> -o operating_point.json"),
+}
 OUTCOMES = ("accept", "review", "reject")
 
 
@@ -101,6 +107,8 @@ def verify_document(raw: bytes | str) -> dict:
     if not isinstance(doc, dict):
         raise OperatingPointRefused("refused: the file does not hold a JSON object")
     version = doc.get("schema_version")
+    if version in RETIRED_SCHEMA_VERSIONS:
+        raise OperatingPointRefused(f"refused: schema_version {version!r} is retired: {RETIRED_SCHEMA_VERSIONS[version]}")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise OperatingPointRefused(f"refused: unsupported schema_version {version!r}; this runtime reads "
                                     f"{', '.join(SUPPORTED_SCHEMA_VERSIONS)} (re-export with a matching harness)")

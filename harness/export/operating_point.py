@@ -32,6 +32,9 @@ __all__ = ["SCHEMA_VERSION", "git_sha", "canonical", "content_sha256", "build_op
            "write_operating_point", "read_operating_point", "plain"]
 
 KIND = "face-pad-harness/operating-point"
+COMPARISON = ("accept a score iff score >= threshold, compared as float64 (a float32 score widened to float64, or "
+              "both as float32, decides the same: every exported threshold is a float32 number unless "
+              "plateau.<score>.float32_safe is false)")
 
 
 def git_sha() -> str:
@@ -76,7 +79,7 @@ def _decision_rule(bands: dict | None) -> str:
 
 def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict, trials: pd.DataFrame | None = None,
                           probes: pd.DataFrame | None = None, created_at: str | None = None,
-                          max_lookup_points: int = 512) -> dict:
+                          max_lookup_points: int = 512, unmeasurable: list | None = None) -> dict:
     """Assemble the export from the chosen operating point ``op`` (:func:`harness.policy.choose_thresholds`).
 
     ``trials`` / ``probes`` (the run's tables) give the dataset counts and the lookup tables on the reported
@@ -119,6 +122,8 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
             "selected_on_eval_data": bool(op["selected_on_eval_data"]),
             "policy": op.get("name") or (op.get("policy") or {}).get("name", "target_rates"),
             "notes": list(op.get("notes", [])),
+            "plateau": op.get("plateau"),
+            "comparison": COMPARISON,
         },
         "policy": {
             "name": op.get("name") or (op.get("policy") or {}).get("name", "target_rates"),
@@ -128,8 +133,10 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
             "supported": bool(op.get("supported", False)),
             "selection": op.get("selection", {}),
             "on_selection_data": op.get("on_selection_data"),
+            "evidence": op.get("evidence") or {},
             "notes": list(op.get("notes", [])),
         },
+        "unmeasurable": list(unmeasurable if unmeasurable is not None else []),
         "expected_rates_on_eval": {"partition": part, "selected_on_same_data": op["selected_on"] == part,
                                    **{k: v for k, v in (report.get("rates") or {}).items()
                                       if k in ("verif", "pad", "system", "decisions", "counts", "t_match", "t_pad")}},

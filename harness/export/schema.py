@@ -1,19 +1,33 @@
-"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 1.0. Pure data: no imports beyond stdlib.
+"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 2.0. Pure data: no imports beyond stdlib.
 
 Version policy: a change that an older runtime could misread (a renamed or re-interpreted field, a new decision
 rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions.
+
+2.0 (from 1.0): thresholds chosen on people-aware bounds, never dominated on dev, placed mid-gap and float-safe.
+Added: ``thresholds.plateau`` (per score: the equal-decision gap on dev, its ``lower_end`` / ``upper_end``, the
+placement ``rule``, ``float32_safe``, ``disagreements`` and the rates at the ends on dev and eval),
+``thresholds.comparison`` (how a score is compared), ``policy.evidence`` (interval method, confidence, the side
+the threshold rule uses, ``min_subjects``), ``unmeasurable`` (numbers not to be read as measured, with reasons).
+Changed: every rate (``expected_rates_on_eval``, ``policy.on_selection_data``, selection details) is a people rate:
+``k, n, value, lo, hi`` with ``lo``/``hi`` the people-aware interval, plus ``n_subjects``, ``cp_lo``/``cp_hi``
+(trial-level Clopper-Pearson), ``design_effect``, ``estimable``; the system rates fold in failures to acquire
+(ISO/IEC 19795-1); standards criteria carry ``min_subjects`` and say "insufficient evidence: N subjects".
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _RATE = {
     "type": "object",
-    "required": ["k", "n", "value", "lo", "hi"],
+    "required": ["k", "n", "value", "lo", "hi", "n_subjects"],
     "properties": {
+        "n_subjects": {"type": "integer", "minimum": 0},
+        "cp_lo": {"type": "number", "minimum": 0, "maximum": 1},
+        "cp_hi": {"type": "number", "minimum": 0, "maximum": 1},
+        "estimable": {"type": "boolean"},
         "k": {"type": "integer", "minimum": 0},
         "n": {"type": "integer", "minimum": 1},
         "value": {"type": "number", "minimum": 0, "maximum": 1},
@@ -42,12 +56,13 @@ _NUM_LIST = {"type": "array", "items": {"type": "number"}}
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:face-pad-harness:operating-point:1.0",
+    "$id": "urn:face-pad-harness:operating-point:2.0",
     "title": "face-pad-harness operating point",
     "type": "object",
     "required": [
         "schema_version", "kind", "created_at", "harness_version", "git_sha", "deployable", "decision_rule", "models",
         "thresholds", "policy", "expected_rates_on_eval", "standards", "dataset", "lookup", "config", "content_sha256",
+        "unmeasurable",
     ],
     "additionalProperties": False,
     "properties": {
@@ -67,8 +82,21 @@ SCHEMA: dict = {
         "thresholds": {
             "type": "object",
             "required": ["t_match", "t_pad", "bands", "review_band", "selected_on", "selected_on_eval_data", "policy",
-                         "notes"],
+                         "notes", "plateau", "comparison"],
             "properties": {
+                "comparison": {"type": "string"},
+                "plateau": {"oneOf": [{"type": "null"}, {
+                    "type": "object", "required": ["match", "pad"],
+                    "properties": {s: {"type": "object",
+                                       "required": ["threshold", "lower_end", "upper_end", "gap", "float32_safe",
+                                                    "disagreements", "rule", "rates"],
+                                       "properties": {"threshold": {"type": "number"},
+                                                      "lower_end": _NUM_OR_NULL, "upper_end": _NUM_OR_NULL,
+                                                      "gap": {"type": "array", "minItems": 2, "maxItems": 2},
+                                                      "float32_safe": {"type": "boolean"},
+                                                      "disagreements": {"type": "integer", "minimum": 0},
+                                                      "rule": {"type": "string"}, "rates": {"type": "object"}}}
+                                   for s in ("match", "pad")}}]},
                 "t_match": _NUM_OR_NULL,
                 "t_pad": _NUM_OR_NULL,
                 "bands": {
@@ -85,10 +113,18 @@ SCHEMA: dict = {
                 "notes": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "unmeasurable": {"type": "array", "items": {"type": "object", "required": ["metric", "reason"],
+                                                    "properties": {"metric": {"type": "string"},
+                                                                   "reason": {"type": "string"}}}},
         "policy": {
             "type": "object",
-            "required": ["name", "inputs", "selected_on", "selected_on_eval_data", "supported", "selection"],
+            "required": ["name", "inputs", "selected_on", "selected_on_eval_data", "supported", "selection", "evidence"],
             "properties": {
+                "evidence": {"type": "object", "required": ["interval", "confidence", "threshold_rule_side",
+                                                            "min_subjects"],
+                             "properties": {"interval": {"type": "string"}, "confidence": {"type": "number"},
+                                            "threshold_rule_side": {"type": "string"},
+                                            "min_subjects": {"type": "integer", "minimum": 1}}},
                 "name": {"enum": ["target_rates", "eer", "min_cost", "bands", "joint"]},
                 "inputs": {"type": "object"},
                 "selected_on": {"enum": ["dev", "eval"]},

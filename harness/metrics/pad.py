@@ -21,6 +21,7 @@ from .intervals import Rate, rate
 from .verification import threshold_for_fmr, threshold_for_fnmr
 
 __all__ = [
+    "worst_species",
     "STANDARD",
     "BPCER_PRESETS",
     "apcer_per_species",
@@ -55,14 +56,28 @@ def _apcers(groups: dict[str, np.ndarray], t: float, alpha: float) -> dict[str, 
     return {s: rate(int(np.count_nonzero(g >= t)), g.size, alpha) for s, g in groups.items()}
 
 
-def _worst(per: dict[str, Rate]) -> tuple[str, Rate]:
-    # highest APCER; ties -> the species with more presentations, then alphabetical (deterministic)
+def worst_species(per: dict[str, Any]) -> str:
+    """THE rule for APCER_max's species (the only implementation in the harness): the highest APCER point value;
+    ties go to the species with more presentations, then to the alphabetically first name. ``per`` maps species to
+    :class:`Rate` objects or rate dicts (``value``, ``n``)."""
+    if not per:
+        raise ValueError("no species: APCER_max needs at least one PAI species")
+
+    def key(s: str) -> tuple[float, int]:
+        r = per[s]
+        return (float(r["value"]), int(r["n"])) if isinstance(r, dict) else (float(r.value), int(r.n))
+
     names = sorted(per)
     best = names[0]
     for s in names[1:]:
-        if (per[s].value, per[s].n) > (per[best].value, per[best].n):
+        if key(s) > key(best):
             best = s
-    return best, per[best]
+    return best
+
+
+def _worst(per: dict[str, Rate]) -> tuple[str, Rate]:
+    s = worst_species(per)
+    return s, per[s]
 
 
 def apcer_per_species(attack_scores: Any, species: Any, threshold: float, alpha: float = 0.05) -> dict[str, Rate]:

@@ -5,7 +5,8 @@
 * Reject thresholds (``lo <= hi`` per score): among all (match lo, PAD lo) on the candidate grid, the pair that
   rejects the fewest genuine customers while the review band (not rejected, not accepted) holds at most
   ``review_budget`` of the traffic. Traffic = genuine trials, plus attack / impostor trials weighted by
-  ``attack_prevalence`` / ``impostor_prevalence`` when those are > 0. Ties: fewer reviews, then higher lo.
+  ``attack_prevalence`` / ``impostor_prevalence`` when those are > 0. Ties: fewer reviews, then fewer attack and
+  impostor trials let through to review, then higher lo: the chosen pair is never dominated on the dev surface.
 
 Decision: accept iff both scores >= hi; reject iff a score < its lo; review otherwise.
 """
@@ -52,7 +53,10 @@ def bands_policy(ss: ScoreSets, pol: dict) -> dict[str, Any]:
     ia, ib = np.meshgrid(np.arange(gm.size), np.arange(gp.size), indexing="ij")
     big = np.iinfo(np.int64).max
     k1 = np.where(feasible, genuine_rejected, big).ravel()
-    order = np.lexsort((-ib.ravel(), -ia.ravel(), np.round(review, 12).ravel(), k1))
+    # lexicographic minimum (genuine rejected, review share, attacks then impostors not rejected, stricter): no feasible
+    # pair is at least as good on all four and better on one (never dominated on the dev surface)
+    order = np.lexsort((-ib.ravel(), -ia.ravel(), C["impostor"].ravel(), C["attack"].ravel(),
+                        np.round(review, 12).ravel(), k1))
     a, b = np.unravel_index(order[0], gm.shape + gp.shape)
     rej_hi = int(n["genuine"] - C["genuine"][ahi, bhi])
     sel = {

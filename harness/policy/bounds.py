@@ -1,14 +1,19 @@
-"""Threshold choice on confidence bounds: the loosest threshold whose error rate is shown to meet a target.
+"""Threshold choice on people-aware confidence bounds: the loosest threshold whose error rate is shown to meet a
+target.
 
-"Shown" = the upper end of the two-sided ``confidence`` Clopper-Pearson interval (the interval every report of
-this harness prints; for 95 % it is a one-sided 97.5 % bound) is ``<= target``. The interval comes from
-:func:`harness.metrics.intervals.clopper_pearson` and the threshold itself from
-:func:`harness.metrics.verification.threshold_for_fmr`; this module only decides how many errors ``k`` out of
-``n`` the target allows.
+"Shown" = the ONE-SIDED ``confidence`` (default 95 %) upper bound of :func:`harness.metrics.clustered_rate` (people,
+not trials, are the independent units; impostor trials clustered by probe and reference person) is ``<= target``.
+Cuts are scanned from the strictest (nothing accepted) towards looser ones with
+:func:`harness.metrics.clustered.upper_bound_path`; the chosen cut is the loosest of the initial run of cuts that
+all meet the target (the bound need not be monotone once errors start to cluster, so a looser cut beyond a failing
+one is never taken).
 
-When even ``k = 0`` errors leave the upper bound above the target, the data are too few to support the target:
-the threshold then rejects every negative seen (the strictest the data can inform) and the result says
-``supported = False`` with the number of negatives the target needs.
+When even 0 errors leave the bound above the target, the data are too few to support it: the threshold then rejects
+every negative seen (the strictest the data can inform) and the result says ``supported = False`` with the number
+of people that 0 errors would need under the assumed intra-person correlation (labelled "assumed") and, when errors
+were seen, under the fitted one. ``supported`` also needs ``min_subjects`` distinct people behind the rate.
+The older trial-level helpers (:func:`upper_bound`, :func:`max_errors_within`) remain for the joint policy's
+constraints and for comparison.
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics.intervals import Rate, clopper_pearson, rate
-from harness.metrics.pad import bpcer
-from harness.metrics.verification import threshold_for_fmr
+from harness.metrics.clustered import ASSUMED_ICC, _rho_fn, clustered_rate, subjects_needed, upper_bound_path
+from harness.metrics.intervals import clopper_pearson
+from harness.metrics.pad import worst_species
 
-__all__ = ["alpha_of", "upper_bound", "max_errors_within", "max_errors_point", "min_n_for_zero_errors", "threshold_on_bound",
-           "pad_threshold_on_bound", "check_target"]
+__all__ = ["alpha_of", "upper_bound", "max_errors_within", "max_errors_point", "min_n_for_zero_errors",
+           "threshold_on_bound", "pad_threshold_on_bound", "check_target", "ASSUMED_ICC"]
 
 
 def check_target(x: Any, name: str) -> float:
@@ -81,65 +86,109 @@ def min_n_for_zero_errors(target: float, confidence: float = 0.95) -> int:
     return n
 
 
-def threshold_on_bound(negatives: Any, target: float, confidence: float = 0.95, what: str = "FMR",
-                       noun: str = "negatives") -> dict[str, Any]:
-    """Loosest threshold whose rate over ``negatives`` (accept iff score >= t) has its upper bound <= ``target``.
+def _people_note(neg: np.ndarray, subj: np.ndarray, ref: np.ndarray | None, target: float, confidence: float,
+                 errors: np.ndarray | None) -> tuple[int | None, str]:
+    """(people needed at 0 errors under the ASSUMED correlation, sentence incl. the fitted clustering if any)."""
+    two_way = ref is not None
+    n = neg.size
+    people = np.unique(subj if ref is None else np.r_[subj, ref]).size
+    cells = np.unique(subj).size if ref is None else len(set(zip(subj.tolist(), ref.tolist())))
+    m = n / max(cells, 1)
+    need = subjects_needed(target, m, confidence, two_way=two_way)
+    rho = float(_rho_fn(None, two_way)(np.float64(target)))
+    unit = "trials per pair of people" if two_way else "trials per person"
+    txt = (f"with 0 errors, {m:.3g} {unit} and an ASSUMED intra-person correlation of {rho:g}, at least "
+           f"{need if need is not None else 'more than 10^6'} people are needed (here: {people})")
+    if errors is not None and errors.any() and not errors.all():
+        r = clustered_rate(errors, subj, ref, confidence, "upper")
+        if r.design_effect_estimated is not None and m > 1:
+            rho_hat = max(0.0, min(1.0, (r.design_effect_estimated - 1.0) / ((2 if two_way else 1) * (m - 1))))
+            fit = subjects_needed(target, m, confidence, icc=rho_hat, two_way=two_way)
+            txt += (f"; under the fitted clustering (design effect {r.design_effect_estimated:.3g}, ICC {rho_hat:.3g}) "
+                    f"{fit if fit is not None else 'more than 10^6'}")
+    return need, txt
 
-    Returns ``threshold, achieved (Rate at the chosen threshold), k_allowed, supported, needed_n, note``.
+
+def threshold_on_bound(negatives: Any, target: float, confidence: float = 0.95, what: str = "FMR",
+                       noun: str = "negatives", subjects: Any = None, ref_subjects: Any = None,
+                       min_subjects: int = 1) -> dict[str, Any]:
+    """Loosest threshold whose people-aware one-sided upper bound of the rate over ``negatives`` (accept iff
+    score >= t) is ``<= target``. ``subjects`` (and ``ref_subjects`` for two-way impostor trials) name the people;
+    without them every trial is its own person (independent trials).
+
+    Returns ``threshold, achieved (people rate dict at the threshold), supported, needed_subjects, n_subjects, note,
+    bound (the one-sided upper bound there), side, confidence``.
     """
+    from harness.evaluate import people_rate
+
     neg = np.asarray(negatives, dtype=np.float64)
     n = int(neg.size)
     if n == 0:
         raise ValueError(f"no {noun}: cannot choose a threshold for a {what} target")
-    alpha = alpha_of(confidence)
-    needed = min_n_for_zero_errors(target, confidence)
-    k = max_errors_within(n, target, confidence)
-    pct = f"{100 * confidence:g}%"
-    if k is None:
-        ch = threshold_for_fmr(neg, 0.0, alpha)  # just above the highest negative: 0 accepted
-        achieved = rate(int(np.count_nonzero(neg >= ch.threshold)), n, alpha)
-        note = (f"too few {noun} to support target {what} {target:g}: even 0/{n} errors leave the {pct} upper bound "
-                f"at {100 * achieved.hi:.3g}% > {100 * target:g}%; at least {needed} {noun} are needed (with 0 "
-                f"errors). Threshold set to reject every {noun[:-1] if noun.endswith('s') else noun} seen "
-                f"({what} {achieved.k}/{n}); the target is NOT shown to be met")
-        return {"threshold": float(ch.threshold), "achieved": achieved, "k_allowed": None, "supported": False,
-                "needed_n": needed, "note": note}
-    ch = threshold_for_fmr(neg, k / n, alpha) if k < n else None
-    thr = float(ch.threshold) if ch is not None else float(neg.min())
-    achieved = rate(int(np.count_nonzero(neg >= thr)), n, alpha)
-    note = (f"{what} {achieved} on {n} {noun}; at most {k} of {n} allowed so that the {pct} upper bound stays "
-            f"<= {100 * target:g}%")
-    return {"threshold": thr, "achieved": achieved, "k_allowed": k, "supported": True, "needed_n": needed,
+    subj = np.asarray([f"t{i}" for i in range(n)]) if subjects is None else np.asarray(subjects).astype(str)
+    ref = None if ref_subjects is None else np.asarray(ref_subjects).astype(str)
+    path = upper_bound_path(neg, subj, ref, confidence, max_steps=int(math.floor(target * n)) + 2)
+    ok = path["hi"] <= target
+    pct = f"one-sided {100 * confidence:g}%"
+    people = int(np.unique(subj if ref is None else np.r_[subj, ref]).size)
+    if not ok[0]:
+        thr = float(path["threshold"][0])
+        achieved = people_rate(neg >= thr, subj, ref, confidence)
+        need, why = _people_note(neg, subj, ref, target, confidence, None)
+        note = (f"too few people / {noun} to support target {what} {target:g}: even 0/{n} errors leave the {pct} "
+                f"people-aware upper bound at {100 * path['hi'][0]:.3g}% > {100 * target:g}%; {why}. Threshold set to "
+                f"reject every {noun[:-1] if noun.endswith('s') else noun} seen ({what} {achieved['k']}/{n}); the target "
+                "is NOT shown to be met")
+        return {"threshold": thr, "achieved": achieved, "supported": False, "needed_subjects": need,
+                "n_subjects": people, "bound": float(path["hi"][0]), "side": "one-sided upper",
+                "confidence": confidence, "note": note}
+    j = int(np.argmin(ok)) - 1 if not ok.all() else ok.size - 1
+    thr = float(path["threshold"][j])
+    achieved = people_rate(neg >= thr, subj, ref, confidence)
+    supported = people >= int(min_subjects)
+    note = (f"{what} {achieved['k']}/{n} over {people} people; {pct} people-aware upper bound "
+            f"{100 * path['hi'][j]:.3g}% <= {100 * target:g}%")
+    need = None
+    if not supported:
+        need, why = _people_note(neg, subj, ref, target, confidence, neg >= thr)
+        note += (f"; insufficient evidence: {people} people behind the rate (at least {int(min_subjects)} needed); "
+                 + why)
+    return {"threshold": thr, "achieved": achieved, "supported": supported, "needed_subjects": need,
+            "n_subjects": people, "bound": float(path["hi"][j]), "side": "one-sided upper", "confidence": confidence,
             "note": note}
 
 
-def pad_threshold_on_bound(bona: Any, attack_scores: Any, species: Any, target: float,
-                           confidence: float = 0.95) -> dict[str, Any]:
-    """PAD threshold where EVERY species' APCER upper bound is <= ``target`` (the highest per-species threshold).
+def pad_threshold_on_bound(bona: Any, attack_scores: Any, species: Any, target: float, confidence: float = 0.95,
+                           attack_subjects: Any = None, min_subjects: int = 1) -> dict[str, Any]:
+    """PAD threshold where EVERY species' people-aware APCER upper bound is <= ``target`` (the highest of the
+    per-species thresholds).
 
-    Returns ``threshold, per_species {species: {threshold, achieved, supported, needed_n}}, apcer_max (Rate),
-    apcer_max_species, bpcer (Rate), supported, note``.
+    Returns ``threshold, per_species {species: {threshold, achieved, supported, needed_subjects, bound}}, apcer_max
+    (rate dict), apcer_max_species, supported, note``.
     """
+    from harness.evaluate import people_rate
+
     a = np.asarray(attack_scores, dtype=np.float64)
     sp = np.asarray(species).astype(str)
+    subj = (np.asarray([f"t{i}" for i in range(a.size)]) if attack_subjects is None
+            else np.asarray(attack_subjects).astype(str))
     per: dict[str, dict] = {}
     for s in sorted(set(sp.tolist())):
-        per[s] = threshold_on_bound(a[sp == s], target, confidence, what="APCER", noun=f"{s} attacks")
+        sel = sp == s
+        per[s] = threshold_on_bound(a[sel], target, confidence, what="APCER", noun=f"{s} attacks",
+                                    subjects=subj[sel], min_subjects=min_subjects)
     thr = max(d["threshold"] for d in per.values())
-    alpha = alpha_of(confidence)
-    rates: dict[str, Rate] = {s: rate(int(np.count_nonzero(a[sp == s] >= thr)), int(np.count_nonzero(sp == s)), alpha)
-                              for s in per}
-    worst = max(sorted(rates), key=lambda s: (rates[s].value, rates[s].n))
+    rates = {s: people_rate(a[sp == s] >= thr, subj[sp == s], None, confidence) for s in per}
+    worst = worst_species(rates)
     unsupported = [s for s, d in per.items() if not d["supported"]]
     binding = max(per, key=lambda s: per[s]["threshold"])
     note = f"threshold set by species {binding!r}; " + "; ".join(d["note"] for d in per.values())
     return {
         "threshold": thr,
-        "per_species": {s: {"threshold": d["threshold"], "achieved": rates[s].to_dict(), "supported": d["supported"],
-                            "needed_n": d["needed_n"]} for s, d in per.items()},
+        "per_species": {s: {"threshold": d["threshold"], "achieved": rates[s], "supported": d["supported"],
+                            "needed_subjects": d["needed_subjects"], "bound": d["bound"]} for s, d in per.items()},
         "apcer_max": rates[worst],
         "apcer_max_species": worst,
-        "bpcer": bpcer(np.asarray(bona, dtype=np.float64), thr, alpha),
         "supported": not unsupported,
         "note": note,
     }

@@ -23,7 +23,10 @@ A ``review_budget`` (max share of transactions sent to review) is enforced by ra
 (Lagrangian bisection); the reported cost uses the true review cost.
 
 Candidates are every distinct score (thinned to ``max_grid`` per axis when larger): the optimum is exact on
-the grid. Ties go to fewer rejected genuine customers, then fewer reviews, then the lower (looser) thresholds.
+the grid. Ties go to fewer rejected genuine customers, then fewer reviews, then the lower (looser) thresholds;
+without a review band the choice is then made non-dominated (:mod:`harness.policy.refine`: a grid Pareto step and
+one-score moves on the full dev scores; the cost cannot rise). With a review band, raising an accept threshold
+trades accepted fraud for reviews, which is not a domination: only the mid-gap placement applies.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .data import ScoreSets, candidates, surfaces
+from .refine import pareto_grid, refine_axes
 
 __all__ = ["min_cost", "cost_inputs"]
 
@@ -157,6 +161,10 @@ def min_cost(ss: ScoreSets, pol: dict) -> dict[str, Any]:
             if _evaluate(r, w, V, hi, lo)["review_rate"] > budget + 1e-12:  # pragma: no cover - safety net
                 hi, lo = _solve(r, w, V, False)
                 notes.append("min_cost: no review band fits the review budget; review disabled")
+    refined = None
+    if not review:  # never dominated (cost is monotone in every count, so it cannot rise)
+        hi = lo = pareto_grid(C["genuine"], [C["attack"], C["impostor"]], *hi)
+        refined = refine_axes(float(gm[hi[0]]), float(gp[hi[1]]), ss.gen_m, ss.gen_p)
     ev = _evaluate(r, w, V, hi, lo)
     if n["impostor"] and r["impostor"][hi] > 0.5:
         notes.append(f"min_cost: the chosen thresholds accept {int(C['impostor'][hi])}/{n['impostor']} dev zero-effort "
@@ -178,5 +186,8 @@ def min_cost(ss: ScoreSets, pol: dict) -> dict[str, Any]:
         "assumptions": "review resolves every case correctly; prevalences describe production traffic; the dev "
                        "trials are representative of each class",
     }
-    return {"t_match": float(gm[hi[0]]), "t_pad": float(gp[hi[1]]), "match_reject": float(gm[lo[0]]),
-            "pad_reject": float(gp[lo[1]]), "supported": supported, "selection": sel, "notes": notes}
+    tm, tp = (float(gm[hi[0]]), float(gp[hi[1]])) if refined is None else refined
+    sel["grid_choice"] = {"t_match": float(gm[hi[0]]), "t_pad": float(gp[hi[1]])}
+    return {"t_match": tm, "t_pad": tp, "match_reject": tm if refined is not None else float(gm[lo[0]]),
+            "pad_reject": tp if refined is not None else float(gp[lo[1]]), "supported": supported, "selection": sel,
+            "notes": notes}

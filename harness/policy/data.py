@@ -28,6 +28,21 @@ class ScoreSets:
     bona_pad: np.ndarray
     att_pad: np.ndarray
     att_pad_species: np.ndarray
+    # people: probe person of each trial, reference person of impostor trials, person of each PAD presentation
+    gen_subj: np.ndarray | None = None
+    imp_subj: np.ndarray | None = None
+    imp_ref: np.ndarray | None = None
+    att_subj: np.ndarray | None = None
+    bona_pad_subj: np.ndarray | None = None
+    att_pad_subj: np.ndarray | None = None
+
+    def __post_init__(self) -> None:  # synthetic score sets without people: one person per trial (independent)
+        for name, ref in (("gen_subj", "gen_m"), ("imp_subj", "imp_m"), ("att_subj", "att_m"),
+                          ("bona_pad_subj", "bona_pad"), ("att_pad_subj", "att_pad")):
+            if getattr(self, name) is None:
+                setattr(self, name, np.asarray([f"{name}:{i}" for i in range(getattr(self, ref).size)], dtype=str))
+        if self.imp_ref is None:
+            self.imp_ref = np.asarray([f"imp_ref:{i}" for i in range(self.imp_m.size)], dtype=str)
 
     def counts(self) -> dict[str, int]:
         return {"genuine_trials": int(self.gen_m.size), "impostor_trials": int(self.imp_m.size),
@@ -37,6 +52,10 @@ class ScoreSets:
 
 def _f64(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype=np.float64)
+
+
+def _s(s: pd.Series) -> np.ndarray:
+    return s.astype(str).to_numpy()
 
 
 def score_sets(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> ScoreSets:
@@ -52,6 +71,8 @@ def score_sets(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> ScoreSe
         att_m=_f64(a["match_score"]), att_p=_f64(a["pad_score"]), att_species=a["species"].astype(str).to_numpy(),
         bona_pad=_f64(bona["pad_score"]), att_pad=_f64(att["pad_score"]),
         att_pad_species=att["species"].astype(str).to_numpy(),
+        gen_subj=_s(g["probe_subject"]), imp_subj=_s(i["probe_subject"]), imp_ref=_s(i["ref_subject"]),
+        att_subj=_s(a["probe_subject"]), bona_pad_subj=_s(bona["subject"]), att_pad_subj=_s(att["subject"]),
     )
 
 

@@ -10,15 +10,21 @@ A preset states its source, what we know of its numbers, the confidence level, a
       min_n: 150                # zero_count / coverage only
       confidence: 0.80          # optional per-criterion override of the preset's confidence
 
-Verdict of one criterion on a measured rate k/n, with [lo, hi] its two-sided ``confidence`` Clopper-Pearson
-interval (:func:`harness.metrics.intervals.rate`):
+Verdict of one criterion on a measured rate k/n, with [lo, hi] its two-sided ``confidence`` PEOPLE-AWARE interval
+(:func:`harness.evaluate.people_rate`, recomputed from the per-trial outcomes at the criterion's confidence; a bare
+``k/n`` dict without outcomes falls back to Clopper-Pearson), and ``N`` the distinct people behind the rate:
 
-* ``bound`` (``rate <= limit``): **pass** iff hi <= limit; **fail** iff lo > limit; otherwise **insufficient
-  evidence** (the data cannot tell). With ``<``: pass iff hi < limit; fail iff lo >= limit.
-* ``zero_count`` (a published "0 %" criterion, which no confidence bound can ever show): pass iff k == 0 and
-  n >= ``min_n``; fail iff k > 0; insufficient evidence when n < ``min_n``.
+* ``bound`` (``rate <= limit``): **pass** iff hi <= limit and N >= ``min_subjects``; **fail** iff lo > limit;
+  otherwise **insufficient evidence** (the data cannot tell, or "insufficient evidence: N subjects" when only
+  the number of people stands between the data and a pass). With ``<``: pass iff hi < limit; fail iff lo >= limit.
+* ``zero_count`` (a published "0 %" criterion, which no confidence bound can ever show): pass iff k == 0,
+  n >= ``min_n`` and N >= ``min_subjects``; fail iff k > 0; insufficient evidence otherwise.
 * ``coverage`` (e.g. number of PAI species tested): pass iff the count meets the limit, otherwise insufficient
   evidence (the data do not cover what the standard tests; never a fail).
+
+``min_subjects``: per criterion, else the preset's, else :data:`DEFAULT_MIN_SUBJECTS` (the harness default, used
+where the standard states no number; the verdict says which applied). A fail needs no minimum: a lower bound above
+the limit, or an accepted attack under a "0 %" rule, is evidence against the system whatever the number of people.
 
 Per-species metrics are judged for every species (fail if any fails, pass only if all pass). A metric the data
 cannot measure is **not evaluable**. Preset verdict: fail if any criterion fails; else insufficient evidence if
@@ -34,12 +40,16 @@ from typing import Any
 import yaml
 
 from harness.metrics.intervals import rate
+from harness.metrics.pad import worst_species
 from harness.paths import REPO_ROOT
 
 from .bounds import min_n_for_zero_errors
 
 __all__ = ["PRESET_DIR", "METRICS", "available_presets", "load_preset", "resolve_standards", "evaluate_criterion",
-           "evaluate_preset", "evaluate_standards", "DISCLAIMER"]
+           "evaluate_preset", "evaluate_standards", "DISCLAIMER", "DEFAULT_MIN_SUBJECTS"]
+
+#: people behind a rate before any verdict can pass, where the standard states no number (harness default)
+DEFAULT_MIN_SUBJECTS = 10
 
 PRESET_DIR = REPO_ROOT / "conf" / "standards"
 DISCLAIMER = ("indicative verdict: computed on this dataset's evaluation partition at the exported thresholds, not "
@@ -90,26 +100,47 @@ def _fmt(x: float) -> str:
     return f"{100 * x:.3g}%"
 
 
-def _judge_rate(r: dict, crit: dict, conf: float) -> tuple[str, str]:
+def _rate_at(r: dict, conf: float, outcome: Any) -> dict:
+    """The rate at ``conf``: recomputed people-aware from the outcomes, else Clopper-Pearson on the dict's k/n."""
+    if outcome is not None:
+        x = outcome.rate(conf)
+        if x is not None:
+            return x
+    rr = rate(int(r["k"]), int(r["n"]), 1.0 - conf)
+    return {"k": rr.k, "n": rr.n, "value": rr.value, "lo": rr.lo, "hi": rr.hi, "n_subjects": r.get("n_subjects")}
+
+
+def _judge_rate(r: dict, crit: dict, conf: float, outcome: Any = None, min_subjects: tuple[int, str] = (1, "")
+                ) -> tuple[str, str]:
     k, n = int(r["k"]), int(r["n"])
     op, limit = crit.get("op", "<="), float(crit["limit"])
     rule = crit.get("rule", "bound")
+    rr = _rate_at(r, conf, outcome)
+    people = rr.get("n_subjects")
+    m, src = min_subjects
+    few = people is None or int(people) < m
+    people_txt = f"{people if people is not None else 'unknown'} subject{'s' if people != 1 else ''}"
+    short = f"insufficient evidence: {people_txt} (at least {m} needed; {src})"
     if rule == "zero_count":
         min_n = int(crit.get("min_n") or 1)
         if k > 0:
-            return "fail", f"{k}/{n} accepted; the criterion allows none"
+            return "fail", f"{k}/{n} accepted ({people_txt}); the criterion allows none"
         if n < min_n:
-            return "insufficient evidence", f"0/{n}, but the criterion is judged on >= {min_n} presentations"
-        return "pass", f"0/{n} (>= {min_n} presentations)"
-    rr = rate(k, n, 1.0 - conf)
-    head = f"{k}/{n} = {_fmt(rr.value)}, {100 * conf:g}% CI [{_fmt(rr.lo)}, {_fmt(rr.hi)}] vs {op} {_fmt(limit)}"
+            return "insufficient evidence", f"0/{n} ({people_txt}), but the criterion is judged on >= {min_n} presentations"
+        if few:
+            return "insufficient evidence", f"0/{n}: {short}"
+        return "pass", f"0/{n} (>= {min_n} presentations, {people_txt})"
+    head = (f"{k}/{n} = {_fmt(rr['value'])} over {people_txt}, {100 * conf:g}% people-aware CI [{_fmt(rr['lo'])}, "
+            f"{_fmt(rr['hi'])}] vs {op} {_fmt(limit)}")
     strict = op == "<"
-    if (rr.hi < limit) if strict else (rr.hi <= limit):
-        return "pass", head + ": upper bound meets the limit"
-    if (rr.lo >= limit) if strict else (rr.lo > limit):
+    if (rr["lo"] >= limit) if strict else (rr["lo"] > limit):
         return "fail", head + ": lower bound already violates the limit"
+    if (rr["hi"] < limit) if strict else (rr["hi"] <= limit):
+        if few:
+            return "insufficient evidence", head + f": upper bound meets the limit, but {short}"
+        return "pass", head + ": upper bound meets the limit"
     need = min_n_for_zero_errors(limit, conf) if 0 < limit < 1 else None
-    extra = f" (with 0 errors >= {need} trials would be needed)" if need else ""
+    extra = f" (trial-level: with 0 errors >= {need} trials would be needed, from enough people)" if need else ""
     return "insufficient evidence", head + ": the interval straddles the limit" + extra
 
 
@@ -121,12 +152,30 @@ def _combine(verdicts: list[str]) -> str:
     return "insufficient evidence"
 
 
-def evaluate_criterion(crit: dict, rates: dict, conf: float) -> dict:
-    """Verdict of one criterion against :func:`harness.policy.report.measure` output ``rates``."""
+#: criterion metric -> key of :func:`harness.evaluate.outcomes`
+OUTCOME_KEYS = {"match_fmr": "match_fmr", "match_fnmr": "match_fnmr", "system_fmr": "system_fmr",
+                "system_frr": "system_frr", "iapar": "iapar", "iapar_per_species": "iapar_per_species",
+                "apcer_per_species": "apcer_per_species", "bpcer": "bpcer", "apcer_max": "apcer_per_species"}
+
+
+def _min_subjects(crit: dict, preset_min: tuple[int, str] | None) -> tuple[int, str]:
+    if crit.get("min_subjects") is not None:
+        return int(crit["min_subjects"]), str(crit.get("min_subjects_source", "this criterion's minimum"))
+    if preset_min is not None:
+        return preset_min
+    return DEFAULT_MIN_SUBJECTS, "harness default: the standard states no number"
+
+
+def evaluate_criterion(crit: dict, rates: dict, conf: float, outcomes: dict | None = None,
+                       preset_min: tuple[int, str] | None = None) -> dict:
+    """Verdict of one criterion against :func:`harness.evaluate.evaluate` output ``rates`` (and its per-trial
+    ``outcomes``, to recompute the rate at the criterion's confidence)."""
     out = {k: crit[k] for k in ("id", "metric", "op", "limit", "rule", "description", "provenance") if k in crit}
     metric = crit["metric"]
     conf = float(crit.get("confidence", conf))
     out["confidence"] = conf
+    ms = _min_subjects(crit, preset_min)
+    out["min_subjects"], out["min_subjects_source"] = ms
     if crit.get("rule") == "coverage" or metric in COVERAGE:
         per = rates.get("pad", {}).get("apcer_per_species") or rates.get("system", {}).get("iapar_per_species") or {}
         if metric == "attack_species_count":
@@ -150,19 +199,26 @@ def evaluate_criterion(crit: dict, rates: dict, conf: float) -> dict:
     if not val:
         out.update(verdict="not evaluable", reason=f"{metric} cannot be measured on this data (no trials of that kind)")
         return out
+    oc = (outcomes or {}).get(OUTCOME_KEYS.get(metric, ""))
+    if metric == "apcer_max" and isinstance(oc, dict):  # the worst species, by the one rule
+        sp = rates.get("pad", {}).get("apcer_max_species") or worst_species(rates["pad"]["apcer_per_species"])
+        oc = oc.get(sp)
     if metric.endswith("_per_species"):
-        parts = {s: _judge_rate(r, crit, conf) for s, r in sorted(val.items())}
+        parts = {s: _judge_rate(r, crit, conf, (oc or {}).get(s), ms) for s, r in sorted(val.items()) if r}
         out["per_species"] = {s: {"verdict": v, "reason": why} for s, (v, why) in parts.items()}
         out["verdict"] = _combine([v for v, _ in parts.values()])
         out["reason"] = "; ".join(f"{s}: {v} ({why})" for s, (v, why) in parts.items())
         return out
-    v, why = _judge_rate(val, crit, conf)
+    v, why = _judge_rate(val, crit, conf, oc, ms)
     out.update(verdict=v, reason=why)
     return out
 
 
-def evaluate_preset(preset: dict, rates: dict) -> dict:
+def evaluate_preset(preset: dict, rates: dict, outcomes: dict | None = None) -> dict:
     conf = float(preset.get("confidence", 0.95))
+    pmin = None
+    if preset.get("min_subjects") is not None:
+        pmin = (int(preset["min_subjects"]), str(preset.get("min_subjects_source", preset["name"])))
     crits = preset.get("criteria") or []
     res = {"name": preset["name"], "title": preset.get("title", preset["name"]), "source": preset.get("source", ""),
            "confidence": conf, "what_we_know": preset.get("what_we_know", ""), "disclaimer": DISCLAIMER,
@@ -171,12 +227,12 @@ def evaluate_preset(preset: dict, rates: dict) -> dict:
         res.update(verdict="not evaluated", criteria=[],
                    reason="the preset's numeric criteria are not transcribed; nothing to judge (see what_we_know)")
         return res
-    judged = [evaluate_criterion(c, rates, conf) for c in crits]
+    judged = [evaluate_criterion(c, rates, conf, outcomes, pmin) for c in crits]
     vs = [c["verdict"] for c in judged]
     res["criteria"] = judged
     res["verdict"] = "fail" if "fail" in vs else ("pass" if all(v == "pass" for v in vs) else "insufficient evidence")
     return res
 
 
-def evaluate_standards(presets: list[dict], rates: dict) -> list[dict]:
-    return [evaluate_preset(p, rates) for p in presets]
+def evaluate_standards(presets: list[dict], rates: dict, outcomes: dict | None = None) -> list[dict]:
+    return [evaluate_preset(p, rates, outcomes) for p in presets]
