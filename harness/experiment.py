@@ -314,7 +314,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         from harness.tracking import log_run
 
         tags = {"dataset": cfg.dataset.name, "embedder": embedder.name, "pad": pad.name, "policy": cfg.policy.name,
-                "detector": cfg.detector.name, "git_sha": summary["run"]["git_sha"]}
+                "detector": cfg.detector.name, "git_sha": summary["run"]["git_sha"],
+                "targets_supported": str(bool(op.get("supported"))).lower()}
+        for u in summary["unmeasurable"]:  # nobody reads these numbers as measured
+            tags[f"unmeasurable/{u['metric']}"] = u["reason"][:4000]
         summary["run"]["mlflow_run_id"] = log_run(cfg, cfg.run_name, tags, summary, out_dir)
         summary["run"]["operating_point_export"] = log_export(
             summary["run"]["mlflow_run_id"], doc, out_dir / "operating_point.json", register_as=cfg.policy.get("register_as"),

@@ -54,6 +54,9 @@ ASSUMED_ICC_TWO_WAY = 0.06
 ASSUMED_KAPPA_TWO_WAY = 10.0
 #: how many people the prior design effect is worth
 PRIOR_SUBJECTS = 8.0
+#: what one person with errors is worth for the estimated design effect (< 1: a sample of people can look
+#: homogeneous while the population is not; the estimate alone is used once it exceeds the blend)
+ESTIMATE_WEIGHT = 0.4
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def _bounds(p, N: float, d_hat, w, m_sides: list[float], s_min: int, rho_fn, alp
     for _ in range(60):
         rho0 = rho_fn(u)
         d0 = 1.0 + sum(max(m - 1.0, 0.0) for m in m_sides) * rho0
-        deff = np.maximum(1.0, (prior_subjects * d0 + w * d_hat) / (prior_subjects + w))
+        wd = ESTIMATE_WEIGHT * w
+        deff = np.maximum(np.maximum(1.0, d_hat), (prior_subjects * d0 + wd * d_hat) / (prior_subjects + wd))
         n_eff = np.minimum(N, N * factor / deff)
         lo, hi = _beta_bounds(p * n_eff, n_eff, alpha, side)
         if np.all(np.abs(hi - u) <= 1e-12 + 1e-9 * hi):
