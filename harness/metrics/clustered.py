@@ -132,7 +132,8 @@ def _cr_variance(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarr
     N = float(n.sum())
     r = k - p * n  # residual total per cell
     if b is None:
-        return float(r @ r) / N**2 / max(1e-300, 1.0 - float(n @ n) / N**2)
+        corr = 1.0 - float(n @ n) / N**2
+        return float(r @ r) / N**2 / corr if corr > 1e-9 else float("nan")
     S = int(max(a.max(), b.max())) + 1
     x = a != b
     tot = np.bincount(a, weights=r, minlength=S) + np.bincount(b[x], weights=r[x], minlength=S)
@@ -148,7 +149,8 @@ def _cr_variance(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarr
         ptot_all = np.bincount(pair, weights=r)
         pcnt_all = np.bincount(pair, weights=n)
         v, kk = float(ptot_all @ ptot_all), float(pcnt_all @ pcnt_all)
-    return v / N**2 / max(1e-300, 1.0 - kk / N**2)
+    corr = 1.0 - kk / N**2
+    return v / N**2 / corr if corr > 1e-9 else float("nan")  # nan: every trial shares a person with every other
 
 
 def _beta_bounds(k_eff: np.ndarray, n_eff: np.ndarray, alpha: float, side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +234,10 @@ def from_counts(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarra
     est = None
     if 0 < K < N:
         est = _cr_variance(a, b, k, n, p) / (p * (1 - p) / N)
+        est = est if np.isfinite(est) else None
     err = k > 0
     w = np.unique(a[err]).size if b is None else np.unique(np.concatenate((a[err], b[err & (a != b)]))).size
+    w = w if est is not None else 0
     lo, hi, deff, n_eff, rho0 = (float(x) for x in _bounds(
         np.float64(p), float(N), np.float64(1.0 if est is None else max(est, 1.0)), np.float64(w), m_sides, s_min,
         _rho_fn(icc, two_way), alpha, side, prior_subjects))
@@ -354,14 +358,16 @@ def upper_bound_path(negatives: Any, subjects: Any, ref_subjects: Any = None, co
         fb = v <= 0
         v = np.where(fb, var(at(ak2), at(akn), an2), v)
         kk = np.where(fb, an2, kk)
-    V = v / N**2 / np.maximum(1e-300, 1.0 - kk / N**2)
+    corr = 1.0 - kk / N**2
     with np.errstate(invalid="ignore", divide="ignore"):
+        V = v / N**2 / np.where(corr > 1e-9, corr, np.nan)
         est = V / (p * (1 - p) / N)
-    d_hat = np.where((k_steps > 0) & (k_steps < N), np.maximum(est, 1.0), 1.0)
+    has = (k_steps > 0) & (k_steps < N) & np.isfinite(est)
+    d_hat = np.where(has, np.maximum(est, 1.0), 1.0)
     people, m_sides, s_min = _sides(ca, cb, np.ones(n))
     if s_min < 2:
         return {"threshold": thr, "k": k_steps.astype(np.int64), "hi": np.ones_like(thr)}
-    _, hi, _, _, _ = _bounds(p, N, d_hat, at(people_err), m_sides, s_min, _rho_fn(icc, two_way), alpha, "upper",
+    _, hi, _, _, _ = _bounds(p, N, d_hat, np.where(has, at(people_err), 0.0), m_sides, s_min, _rho_fn(icc, two_way), alpha, "upper",
                              prior_subjects)
     _, cp_hi = _beta_bounds(k_steps, np.full_like(k_steps, N), alpha, "upper")
     return {"threshold": thr, "k": k_steps.astype(np.int64), "hi": np.maximum(hi, cp_hi)}

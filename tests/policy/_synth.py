@@ -57,3 +57,38 @@ def random_tables(seed: int = 0, n_gen: int = 120, n_imp_per: int = 3, n_att: in
         att = [(rng.normal(0.75, 0.1), rng.beta(2, 6), "print_photo" if k % 2 else "replay") for k in range(n_att)]
         parts[part] = {"genuine": gen, "impostor": imp, "attack": att}
     return tables(parts)
+
+
+def people_tables(seed: int = 0, people: int = 12, frames: int = 6, attacks: int = 8, species=("print_photo",),
+                  fta_genuine: int = 0, fta_attack: int = 0, pad_dtype=np.float32):
+    """Trials and probes of ``people`` enrolled people per partition with person effects, built the way
+    harness.protocols.trials builds them: each bona fide probe is compared with its own template (genuine) and
+    with every other person's (impostor); each attack probe with the attacked person's template. PAD scores are
+    ``pad_dtype`` numbers (float32, as the models emit). ``fta_*``: extra probes per partition that failed to
+    acquire (no scores), spread over the people."""
+    rng = np.random.default_rng(seed)
+    rows, probes = [], []
+    for part in ("dev", "eval"):
+        subj = [f"{part}-p{i:02d}" for i in range(people)]
+        u = rng.normal(0, 0.05, people)
+        for si, s in enumerate(subj):
+            for f in range(frames):
+                pid = f"{s}-b{f}"
+                pad = float(pad_dtype(rng.beta(8, 2)))
+                probes.append((pid, s, part, "scored", "bona_fide", "none", pad))
+                for ri, r in enumerate(subj):
+                    m = rng.normal(0.8 + u[si], 0.08) if r == s else rng.normal(0.35 + u[si] + u[ri], 0.1)
+                    rows.append(("genuine" if r == s else "impostor", part, pid, s, r, "none", float(m), pad))
+            for k in range(attacks):
+                pid = f"{s}-a{k}"
+                sp = species[k % len(species)]
+                pad = float(pad_dtype(rng.beta(2, 6)))
+                probes.append((pid, s, part, "scored", "attack", sp, pad))
+                rows.append(("attack", part, pid, s, s, sp, float(rng.normal(0.75, 0.1)), pad))
+        for k in range(fta_genuine):
+            probes.append((f"{part}-fg{k}", subj[k % people], part, "fta", "bona_fide", "none", np.nan))
+        for k in range(fta_attack):
+            probes.append((f"{part}-fa{k}", subj[k % people], part, "fta", "attack", species[k % len(species)], np.nan))
+    t = pd.DataFrame(rows, columns=TRIAL_COLS)
+    pr = pd.DataFrame(probes, columns=["sample_id", "subject", "partition", "status", "label", "species", "pad_score"])
+    return t, pr

@@ -115,12 +115,21 @@ def test_changed_byte_is_refused(bands_export, tmp_path):
 
 def test_wrong_schema_version_is_refused(bands_export, tmp_path):
     _, doc, _ = bands_export
-    for version in ("0.1", "2.0", None):
+    for version in ("0.1", "3.0", None):
         d = dict(doc, schema_version=version)
         d["content_sha256"] = content_sha256(d)  # a consistent file, just another version
         (tmp_path / "v.json").write_text(serialize(d))
         with pytest.raises(OperatingPointRefused, match="unsupported schema_version"):
             load(tmp_path / "v.json", embedder_sha256=EMB, pad_sha256=PAD)
+
+
+def test_retired_schema_1_0_is_refused_with_the_reason_and_the_fix(bands_export, tmp_path):
+    _, doc, _ = bands_export
+    d = dict(doc, schema_version="1.0")
+    d["content_sha256"] = content_sha256(d)
+    (tmp_path / "v.json").write_text(serialize(d))
+    with pytest.raises(OperatingPointRefused, match=r"retired.*trial-level.*dominated.*harness.cli export"):
+        load(tmp_path / "v.json", embedder_sha256=EMB, pad_sha256=PAD)
 
 
 def test_schema_violation_is_refused_even_with_a_valid_checksum(bands_export, tmp_path):

@@ -26,25 +26,31 @@ def cp_hi(k: int, n: int, conf: float = 0.95) -> float:
 # ------------------------------------------------------------------------------------------------ target FMR
 
 
+def cp_up1(k: int, n: int, conf: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound, written out independently of harness.metrics."""
+    return 1.0 if k == n else float(stats.beta.ppf(conf, k + 1, n - k))
+
+
 def test_target_fmr_upper_bound_known_answer():
-    imp = np.arange(1000, dtype=np.float64)  # distinct scores 0..999
-    k_expected = max(k for k in range(1000) if cp_hi(k, 1000) <= 0.01)
-    assert k_expected == 3  # 3/1000 -> 95% upper bound 0.874%; 4/1000 -> 1.021% > 1%
+    imp = np.arange(1000, dtype=np.float64)  # distinct scores 0..999, one person per trial (independent trials)
     ss = score_sets(gen=[(990.0, 0.9)], imp=[(v, 0.9) for v in imp], att=[(0.0, 0.1)])
-    res = select(ss, {"name": "target_rates", "target_fmr": 0.01, "target_apcer": 0.5})
-    assert res["t_match"] == up(999 - k_expected)  # accepts exactly the k highest impostors
+    res = select(ss, {"name": "target_rates", "target_fmr": 0.01, "target_apcer": 0.5, "min_subjects": 1})
     sel = res["selection"]["match"]
-    assert sel["supported"] and sel["errors_allowed"] == k_expected
-    assert sel["achieved_fmr"]["k"] == k_expected and sel["achieved_fmr"]["hi"] <= 0.01
-    assert cp_hi(k_expected + 1, 1000) > 0.01
+    k = int(np.count_nonzero(imp >= sel["loosest_meeting_rule"]))
+    # never looser than trial-level one-sided Clopper-Pearson; with independent trials hardly stricter
+    assert cp_up1(k, 1000) <= 0.01 and k >= max(j for j in range(1000) if cp_up1(j, 1000) <= 0.01) - 1
+    assert sel["supported"] and sel["achieved_fmr"]["k"] == k and sel["bound_at_loosest"] <= 0.01
+    assert sel["side"] == "one-sided upper" and sel["confidence"] == 0.95
+    # the one genuine (990) is rejected at that threshold anyway: rejecting every impostor costs nothing
+    assert res["t_match"] == up(999.0)
 
 
 def test_target_fmr_too_few_trials_is_said_and_rejects_all_seen():
     imp = np.linspace(0, 1, 100)
     r = threshold_on_bound(imp, 0.01, 0.95, what="FMR", noun="impostor trials")
-    assert not r["supported"] and r["k_allowed"] is None
-    assert r["threshold"] == up(1.0) and r["achieved"].k == 0
-    assert r["needed_n"] == 368 and "at least 368 impostor trials are needed" in r["note"]
+    assert not r["supported"]
+    assert r["threshold"] == up(1.0) and r["achieved"]["k"] == 0
+    assert r["needed_subjects"] is not None and "people are needed" in r["note"]
     assert "NOT shown" in r["note"]
 
 
@@ -71,20 +77,29 @@ def test_point_rules_equal_the_metric_library():
     sp = np.where(np.arange(300) % 3 == 0, "mask", "print")
     ss = score_sets(gen=[(3.0, b) for b in bona], imp=[(v, 0.0) for v in imp],
                     att=[(0.0, a, s) for a, s in zip(att, sp)])
-    res = select(ss, {"name": "target_rates", "target_fmr": 0.01, "fmr_rule": "point", "target_apcer": 0.05})
-    assert res["t_match"] == threshold_for_fmr(imp, 0.01).threshold
-    assert res["t_pad"] == bpcer_at_apcer(bona, att, sp, 0.05)["threshold"]
+    res = select(ss, {"name": "target_rates", "target_fmr": 0.01, "fmr_rule": "point", "target_apcer": 0.05,
+                      "apcer_rule": "point"})
+    assert res["selection"]["match"]["loosest_meeting_rule"] == threshold_for_fmr(imp, 0.01).threshold
+    assert res["selection"]["pad"]["loosest_meeting_rule"] == bpcer_at_apcer(bona, att, sp, 0.05)["threshold"]
+    # then moved up to the lowest genuine / bona fide score at or above it (same FNMR / BPCER, fewer accepted)
+    g = np.full(200, 3.0)
+    assert res["t_match"] == 3.0 and np.count_nonzero(g < res["t_match"]) == 0
+    assert res["t_pad"] == bona[bona >= res["selection"]["pad"]["loosest_meeting_rule"]].min()
 
 
 def test_pad_upper_bound_rule_per_species():
-    # species A: 1000 attacks 0..999, species B: 20 attacks (too few for 5% on the bound)
+    # species A: 1000 attacks 0..999, species B: 20 attacks (too few for 5% on the bound); one person per attack
     a = [(0.0, float(v), "A") for v in range(1000)] + [(0.0, float(v) / 10, "B") for v in range(20)]
     ss = score_sets(gen=[(1.0, 2000.0)], att=a)
-    res = select(ss, {"name": "target_rates", "target_fmr": 0.5, "target_apcer": 0.05, "apcer_rule": "upper_bound"})
-    kA = max(k for k in range(1000) if cp_hi(k, 1000) <= 0.05)
-    assert res["selection"]["pad"]["per_species"]["A"]["threshold"] == up(999 - kA)
-    assert res["selection"]["pad"]["per_species"]["B"]["supported"] is False
-    assert res["t_pad"] == max(up(999 - kA), up(1.9)) and res["supported"] is False
+    res = select(ss, {"name": "target_rates", "target_fmr": 0.5, "target_apcer": 0.05, "apcer_rule": "upper_bound",
+                      "min_subjects": 1})
+    per = res["selection"]["pad"]["per_species"]
+    kA = int(np.count_nonzero(np.arange(1000) >= per["A"]["threshold"]))
+    assert cp_up1(kA, 1000) <= 0.05 and per["A"]["bound"] <= 0.05 and per["A"]["supported"]
+    assert per["B"]["supported"] is False and per["B"]["threshold"] == up(1.9)
+    assert res["selection"]["pad"]["loosest_meeting_rule"] == max(per["A"]["threshold"], up(1.9))
+    assert res["supported"] is False
+    assert res["t_pad"] == 2000.0  # the only bona fide score: every attack rejected at no customer cost
 
 
 # ------------------------------------------------------------------------------------------------------- EER
@@ -110,9 +125,16 @@ def test_min_cost_known_answer_without_review():
     # t_pad in (0.5, 0.8]: no attack accepted, 1/3 genuine rejected -> 0.9 * 1 * 1/3 = 0.3 (every other choice
     # costs more: (0.1, 0.3] -> 5.0, (0.3, 0.5] -> 5.3, (0.8, 0.9] -> 0.6, accept all -> 10)
     res = select(score_sets(gen=GEN, att=ATT), COST)
-    assert res["t_pad"] == up(0.5) and res["t_match"] == 0.9
+    # the grid optimum just above 0.5 moves up to the lowest accepted genuine PAD score (0.8): same cost and
+    # decisions, the non-dominated end
+    assert res["selection"]["grid_choice"]["t_pad"] == up(0.5)
+    assert res["t_pad"] == 0.8 and res["t_match"] == 0.9
     assert res["pad_reject"] == res["t_pad"] and res["match_reject"] == res["t_match"]
     assert res["selection"]["on_selection_data"]["expected_cost"] == pytest.approx(0.3)
+    t, p = tables({"dev": {"genuine": GEN, "attack": ATT}, "eval": {"genuine": GEN, "attack": ATT}})
+    op = choose_thresholds(t, p, COST)
+    assert op["t_pad"] == float(np.float32(0.65))  # the float32 number nearest the middle of the gap (0.5, 0.8]
+    assert op["plateau"]["pad"]["gap"] == [0.5, 0.8] and op["plateau"]["pad"]["float32_safe"]
 
 
 def test_min_cost_known_answer_with_review():
@@ -146,12 +168,15 @@ def test_bands_known_answer():
     att = [(0.9, 0.1, "print"), (0.9, 0.2, "print"), (0.9, 0.3, "print"), (0.9, 0.4, "print")]
     pol = {"name": "bands", "target_fmr": 0.25, "fmr_rule": "point", "target_apcer": 0.25, "review_budget": 0.25,
            "max_grid": None}
-    res = select(score_sets(gen=gen, imp=imp, att=att), pol)
-    # accept thresholds: 1 of 4 impostors / attacks allowed -> just above the 2nd highest (0.3)
-    assert res["t_match"] == up(0.3) and res["t_pad"] == up(0.3)
-    # budget = 1 of 4 genuine in review: 2 rejected whichever is reviewed; ties -> the higher match reject
-    # threshold (= t_match), so (0.9, 0.25) is reviewed with the PAD reject threshold just above 0.2
-    assert res["match_reject"] == up(0.3) and res["pad_reject"] == up(0.2)
+    res = select(score_sets(gen=gen, imp=imp, att=att), pol | {"apcer_rule": "point"})
+    # accept thresholds: 1 of 4 impostors / attacks allowed -> just above the 2nd highest (0.3), then up to the
+    # lowest genuine score above (0.9): the same genuine accepted, no impostor / attack accepted
+    assert res["selection"]["match"]["loosest_meeting_rule"] == up(0.3) == res["selection"]["pad"]["loosest_meeting_rule"]
+    assert res["t_match"] == 0.9 and res["t_pad"] == 0.9
+    # budget = 1 of 4 genuine in review: 2 rejected whichever is reviewed; ties -> fewer attacks let through to
+    # review: reviewing (0.2, 0.9) lets no attack through (reviewing (0.9, 0.25) would let 2 through), then the
+    # higher reject thresholds: match reject just above 0.1, PAD reject at 0.9
+    assert res["match_reject"] == up(0.1) and res["pad_reject"] == 0.9
     assert res["selection"]["genuine"] == {"accepted": "1/4", "reviewed": "1/4", "rejected": "2/4",
                                            "rejected_without_review_band": "3/4"}
 
@@ -171,8 +196,10 @@ def test_joint_known_answer():
     imp = [(0.3, 0.9)]
     pol = {"name": "joint", "target_iapar": 0.01, "target_fmr": 0.01, "rule": "point", "max_grid": None}
     res = select(score_sets(gen=gen, imp=imp, att=att), pol)
-    # the only way to keep 2 genuine with 0 attacks / impostors: t_match in (0.5, 0.9], t_pad in (0.3, 0.4]
-    assert (res["t_match"], res["t_pad"]) == (up(0.5), up(0.3))
+    # the only way to keep 2 genuine with 0 attacks / impostors: t_match in (0.5, 0.9], t_pad in (0.3, 0.4];
+    # the grid picks the lower corner, the non-dominated refinement the upper one (same dev decisions)
+    assert (res["selection"]["grid_choice"]["t_match"], res["selection"]["grid_choice"]["t_pad"]) == (up(0.5), up(0.3))
+    assert (res["t_match"], res["t_pad"]) == (0.9, 0.4)
     assert res["selection"]["achieved"]["genuine_rejection"]["k"] == 1
     assert res["selection"]["achieved"]["iapar"]["k"] == 0 and res["supported"] is True
 

@@ -12,8 +12,10 @@ EXPECTED = {"fido_biometric_component", "ibeta_pad_level1", "ibeta_pad_level2", 
             "gbt_38671_2020"}
 
 
-def R(k, n):
-    return rate(k, n).to_dict()
+def R(k, n, people=10_000):
+    """A rate dict without per-trial outcomes (verdicts then fall back to Clopper-Pearson on k/n) from ``people``
+    people."""
+    return rate(k, n).to_dict() | {"n_subjects": people}
 
 
 def rates(**kw):
@@ -102,3 +104,21 @@ def test_resolve_standards():
     assert resolve_standards("none") == []
     with pytest.raises(ValueError, match="unknown standards preset"):
         resolve_standards(["nope"])
+
+
+def test_too_few_people_turns_a_pass_into_insufficient_evidence_but_never_hides_a_fail():
+    crit = {"id": "x", "metric": "iapar", "op": "<", "limit": 0.07}
+    v = evaluate_criterion(crit, rates(system__iapar=R(0, 1000, people=9)), 0.95)
+    assert v["verdict"] == "insufficient evidence" and "9 subjects" in v["reason"] and "harness default" in v["reason"]
+    assert evaluate_criterion(crit, rates(system__iapar=R(0, 1000, people=10)), 0.95)["verdict"] == "pass"
+    assert evaluate_criterion(crit, rates(system__iapar=R(300, 1000, people=2)), 0.95)["verdict"] == "fail"
+    v = evaluate_criterion(crit | {"min_subjects": 50, "min_subjects_source": "lab plan"},
+                           rates(system__iapar=R(0, 1000, people=49)), 0.95)
+    assert v["verdict"] == "insufficient evidence" and "lab plan" in v["reason"] and v["min_subjects"] == 50
+
+
+def test_every_preset_states_where_its_minimum_number_of_people_comes_from():
+    for name in EXPECTED:
+        p = load_preset(name)
+        assert p.get("min_subjects_source"), name
+        assert "brief" not in str(p).lower(), name  # sources are public documents, never an internal brief
