@@ -127,6 +127,14 @@ def evaluate_partition(trials: pd.DataFrame, probes: pd.DataFrame, part: str, at
     return out
 
 
+def partition_metrics(trials: pd.DataFrame, probes: pd.DataFrame, op: dict) -> dict:
+    """``{"dev": ..., "eval": ...}`` of :func:`evaluate_partition`, with the rates at the operating point taken from
+    the policy's own evaluation (``op["on_selection_data"]`` and ``op["report"]["rates"]``)."""
+    at_op = {op["selected_on"]: op.get("on_selection_data")} | (
+        {op["report"]["partition"]: op["report"]["rates"]} if op.get("report") else {})
+    return {part: evaluate_partition(trials, probes, part, at_op.get(part)) for part in ("dev", "eval")}
+
+
 def unmeasurable(metrics: dict, op: dict) -> list[dict]:
     """Every number that must not be read as measured, with the reason (summary, report, MLflow tags)."""
     out = []
@@ -252,9 +260,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
     op = choose_thresholds(tr.trials, tr.probes, policy,
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
-    at_op = {op["selected_on"]: op.get("on_selection_data")} | (
-        {op["report"]["partition"]: op["report"]["rates"]} if op.get("report") else {})
-    metrics = {part: evaluate_partition(tr.trials, tr.probes, part, at_op.get(part)) for part in ("dev", "eval")}
+    metrics = partition_metrics(tr.trials, tr.probes, op)
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
 

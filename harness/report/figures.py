@@ -134,10 +134,11 @@ def apcer_species_plot(per_species: dict[str, dict], bpcer: dict | None, t_pad: 
     ax.barh(y, vals, color=colors, alpha=0.75)
     ax.errorbar(vals, y, xerr=[vals - lo, hi - vals], fmt="none", ecolor="k", capsize=4, lw=1)
     for yi, (_, r) in zip(y, rows):
+        people = f", {r['n_subjects']} people" if r.get("n_subjects") is not None else ""
         ax.text(min(r["hi"] + 0.01, 0.82), yi, f"{r['k']}/{r['n']} = {100 * r['value']:.1f}%  [{100 * r['lo']:.1f}, "
-                f"{100 * r['hi']:.1f}]", va="center", fontsize=7)
+                f"{100 * r['hi']:.1f}]{people}", va="center", fontsize=7)
     ax.set_yticks(y, [lab for lab, _ in rows], fontsize=8)
-    ax.set(xlim=(0, 1.0), xlabel=f"error rate at t_pad = {t_pad:.4g} (95% Clopper-Pearson)", title="PAD errors per species")
+    ax.set(xlim=(0, 1.0), xlabel=f"error rate at t_pad = {t_pad:.4g} (people-aware 95% interval)", title="PAD errors per species")
     ax.invert_yaxis()
     ax.grid(alpha=0.3, axis="x")
     return to_png(fig)

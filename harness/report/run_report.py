@@ -41,15 +41,16 @@ DEFAULT_OPTIONS: dict[str, Any] = {"enabled": True, "gallery_k": 4, "gallery_blu
 
 
 def _pct(r: dict | None) -> str:
+    """k/n = value [people-aware 95% interval], N people (every rate the report shows carries its people)."""
     if not r or r.get("k") is None:
         return "n/a"
-    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]"
+    people = r.get("n_subjects")
+    who = f", {people} {'person' if people == 1 else 'people'}" if people is not None else ""
+    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{who}"
 
 
-def _sci(ci: dict | None) -> str:
-    if not ci or "lo" not in ci:
-        return ""
-    return f"; subject-level [{100 * ci['lo']:.2f}, {100 * ci['hi']:.2f}] ({ci['n_subjects']} subjects)"
+def _sci(_: Any) -> str:
+    return ""
 
 
 def _thr(x: Any) -> str:
@@ -100,10 +101,39 @@ def _summary_section(s: dict, part: str) -> str:
     return (f'<section id="summary"><h2>Summary</h2><div class="cards">'
             f'<div class="card"><h3>Dataset</h3>{dataset}</div><div class="card"><h3>Models</h3>{models}</div>'
             f'<div class="card"><h3>Operating point</h3>{opc}</div>'
-            f'<div class="card"><h3>Rates on {H.esc(part)} at the operating point (95% CI)</h3>{rates}</div></div>'
+            f'<div class="card"><h3>Rates on {H.esc(part)} at the operating point (people-aware 95% intervals; N people '
+            f'= distinct people behind the rate)</h3>{rates}</div></div>'
             + (f'<h3>Notes</h3><ul class="note">{notes}</ul>' if notes else "")
             + f'<p style="font-size:12px;color:#566573">run {H.esc(run.get("name"))}, {run.get("wall_time_s")} s; '
               f'harness {H.esc(run.get("harness_version"))}, git {H.esc(str(run.get("git_sha"))[:12])}</p></section>')
+
+
+def _plateau_section(s: dict) -> str:
+    """Each threshold's equal-decision gap on dev, both ends and the exported point, with the rates there."""
+    op = s["operating_point"]
+    pl = op.get("plateau") or {}
+    rows = []
+    for axis, keys in (("match", ("fmr", "fnmr")), ("pad", ("apcer_max", "bpcer"))):
+        a = pl.get(axis)
+        if not a:
+            continue
+        for part, ends in (a.get("rates") or {}).items():
+            for end, r in ends.items():
+                rows.append({"threshold": f"t_{axis}", "partition": part, "point": end.replace("_", " "),
+                             "value": _thr(r.get("threshold")),
+                             **{k.upper(): _pct(r.get(k)) for k in keys}, "IAPAR": _pct(r.get("iapar"))})
+    if not rows:
+        return ""
+    info = "; ".join(f"t_{ax}: {H.esc(pl[ax]['rule'])}, float32-safe {'yes' if pl[ax]['float32_safe'] else 'NO'}"
+                     for ax in ("match", "pad") if pl.get(ax))
+    unm = s.get("unmeasurable") or []
+    unm_html = ("<h3>Not measurable on this data (do not read these as measured)</h3><ul class=\"note\">"
+                + "".join(f"<li><code>{H.esc(u['metric'])}</code>: {H.esc(u['reason'])}</li>" for u in unm) + "</ul>"
+                if unm else "")
+    return ('<section id="plateau"><h2>Thresholds: never dominated, placed mid-gap</h2><p style="font-size:12px">'
+            "Every threshold between the two ends makes the same decisions on the selection data (no other threshold "
+            "rejects more attacks or impostors without rejecting more customers); the exported one sits mid-gap. "
+            f"{info}</p>{H.table(pd.DataFrame(rows), 'plateau-table')}{unm_html}</section>")
 
 
 def _standards_section(op: dict) -> str:
@@ -185,7 +215,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     imp = f64(te.loc[te["kind"] == "impostor", "match_score"])
     bona = f64(pe.loc[pe["label"] == "bona_fide", "pad_score"])
     att = f64(pe.loc[pe["label"] == "attack", "pad_score"])
-    sections = [_summary_section(s, part), _standards_section(op)]
+    sections = [_summary_section(s, part), _standards_section(op), _plateau_section(s)]
     figs: dict[str, str] = {}
     data: dict[str, Any] = {"partition": part, "figures": list(FIGURES), "metrics": {}}
 
@@ -283,7 +313,10 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     a = s["accounting"]
     acc = pd.DataFrame([{"stage": k, "count": v} for k, v in a.items()])
     fta_rows = [{"partition": p_, "FTA (bona fide probes)": _pct((s["metrics"].get(p_, {}).get("verif") or {}).get("fta")),
-                 "PAD non-response": _pct((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response"))}
+                 "PAD non-response (bona fide)": _pct(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
+                                                      or {}).get("bona_fide")),
+                 "PAD non-response (attacks)": _pct(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
+                                                     or {}).get("attack"))}
                 for p_ in s["metrics"]]
     rej = pd.DataFrame(s.get("rejected_samples") or [], columns=["sample_id", "reason"])
     sections.append('<section id="accounting"><h2>Failures to acquire and rejected samples</h2>'

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cli import load_policy
-from harness.experiment import evaluate_partition
+from harness.experiment import partition_metrics
 from harness.faces.detect import Detection
 from harness.policy import choose_thresholds
 from harness.report.run_report import FIGURES, write_run_report
@@ -63,7 +63,7 @@ def _synthetic(tmp: Path, seed: int = 0):
 def _summary(trials, probes):
     policy = load_policy("target_rates")
     op = choose_thresholds(trials, probes, policy, standards="all")
-    metrics = {p: evaluate_partition(trials, probes, p, op["t_match"], op["t_pad"]) for p in ("dev", "eval")}
+    metrics = partition_metrics(trials, probes, op)
     return policy, {
         "run": {"name": "synthetic", "report_partition": "eval", "harness_version": "test", "git_sha": "0" * 40,
                 "wall_time_s": 0.0},
