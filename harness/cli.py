@@ -113,7 +113,8 @@ def cmd_export(a) -> int:
 def _fmt_rate(r: dict | None) -> str:
     if not r:
         return "n/a"
-    people = f", {r['n_subjects']} people" if "n_subjects" in r else ""
+    n = r.get("n_subjects")
+    people = "" if n is None else f", {n} {'person' if n == 1 else 'people'}"
     return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{people}"
 
 

@@ -146,9 +146,11 @@ def unmeasurable(metrics: dict, op: dict) -> list[dict]:
             row = m.get("pad", {}).get(name)
             if row and not row.get("measurable", True):
                 out.append({"metric": f"pad/{part}/{name}", "reason": row["not_measurable_because"]})
+    i = 0
     for n in op.get("notes", []):
         if "NOT shown" in n or "insufficient evidence" in n:
-            out.append({"metric": "operating_point/targets", "reason": n})
+            i += 1
+            out.append({"metric": f"operating_point/target_{i}", "reason": n})
     return out
 
 
@@ -336,7 +338,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 def _fmt(r: dict | None) -> str:
     if not r:
         return "n/a"
-    people = f", {r['n_subjects']} people" if "n_subjects" in r else ""
+    n = r.get("n_subjects")
+    people = "" if n is None else f", {n} {'person' if n == 1 else 'people'}"
     return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{people}"
 
 

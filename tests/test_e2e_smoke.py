@@ -106,3 +106,40 @@ def test_missing_data_is_one_clear_error(tmp_path):
     assert r.returncode == 2
     assert "error: NUAA dataset not found at /nonexistent/nuaa" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _rates(d, path=""):
+    """Every rate dict (has k and n) anywhere in ``d``, with its path."""
+    if isinstance(d, dict):
+        if "k" in d and "n" in d and "value" in d:
+            yield path, d
+        for k, v in d.items():
+            yield from _rates(v, f"{path}/{k}")
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            yield from _rates(v, f"{path}/{i}")
+
+
+def test_defensible_operating_point_end_to_end(smoke_runs):
+    """Every rate carries its people; the export, the summary and the verdicts read one computation; the thresholds
+    are float32 numbers inside their plateau; too few people read 'insufficient evidence', never 'pass'."""
+    _, (s, _), dirs, stdout = smoke_runs
+    doc = json.loads((dirs[0] / "operating_point.json").read_text())
+    assert doc["schema_version"] == "2.0"
+    for where, r in list(_rates(s["metrics"])) + list(_rates(doc["expected_rates_on_eval"])):
+        assert "n_subjects" in r, where
+    assert doc["expected_rates_on_eval"]["verif"]["fmr"] == s["metrics"]["eval"]["verif"]["at_operating_point"]["fmr"]
+    assert doc["expected_rates_on_eval"]["system"]["iapar"] == s["metrics"]["eval"]["system"]["iapar"]
+    for axis, t in (("match", doc["thresholds"]["t_match"]), ("pad", doc["thresholds"]["t_pad"])):
+        pl = doc["thresholds"]["plateau"][axis]
+        assert pl["threshold"] == t and pl["float32_safe"] and pl["disagreements"] == 0
+        assert float(__import__("numpy").float32(t)) == t
+        assert pl["lower_end"] <= t <= (pl["upper_end"] if pl["upper_end"] is not None else float("inf"))
+    verdicts = {st["name"]: st["verdict"] for st in doc["standards"]}
+    assert "pass" not in verdicts.values()  # 2 people per partition support nothing
+    frr = next(c for st in doc["standards"] if st["name"] == "fido_biometric_component" for c in st["criteria"]
+               if c["id"] == "frr")
+    assert frr["verdict"] == "insufficient evidence"
+    assert doc["policy"]["evidence"]["threshold_rule_side"] == "one-sided upper"
+    assert any(u["metric"] == "verif/eval/fnmr_at_fmr/fmr_1e-2" for u in doc["unmeasurable"])
+    assert "people" in stdout

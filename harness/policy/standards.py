@@ -97,7 +97,9 @@ def resolve_standards(spec: Any) -> list[dict]:
 
 
 def _fmt(x: float) -> str:
-    return f"{100 * x:.3g}%"
+    if x == 0:
+        return "0%"
+    return "<0.0001%" if x < 1e-6 else f"{100 * x:.3g}%"
 
 
 def _rate_at(r: dict, conf: float, outcome: Any) -> dict:

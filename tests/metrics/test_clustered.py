@@ -137,9 +137,11 @@ def test_small_coverage_study_holds_where_trial_level_fails():
 def test_small_policy_simulation_keeps_the_promise():
     import policy_simulation
 
-    rows = policy_simulation.run(subjects=(8, 50), trials=(5,), target=0.01, reps=60, seed=2)
+    rows = policy_simulation.run(subjects=(8, 50), trials=(5,), target=0.01, reps=100, seed=2)
     for r in rows:
-        if r["supported"] > 0:
-            assert r["exceed_given_supported"] <= 0.1, r
-        if r["subjects"] == 50:
-            assert r["power_at_target_over_3"] >= 0.8, r
+        if r["supported"] > 0:  # full study (1000 runs): <= 5 %; 100 runs here
+            assert r["exceed_given_supported"] <= 0.08, r
+        if r["subjects"] == 50:  # full study: >= 90 %
+            assert r["power_at_target_over_3"] >= 0.75, r
+        else:
+            assert r["supported"] == 0.0  # 8 people never support FMR 1 % on the people-aware bound
