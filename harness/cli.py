@@ -201,24 +201,29 @@ def cmd_register(a) -> int:
 
 
 def cmd_standards(a) -> int:
-    from harness.policy.standards import available_presets, load_preset
+    from harness.policy.standards import DEFAULT_MIN_SUBJECTS, available_presets, load_preset
 
     for name in available_presets():
         p = load_preset(name)
         print(f"{name}: {p.get('title', '')}  (confidence {p.get('confidence', 0.95)})")
         print(f"  source: {' '.join(str(p.get('source', '')).split())}")
+        pm = p.get("min_subjects", DEFAULT_MIN_SUBJECTS)
+        print(f"  people behind each rate: >= {pm} ({' '.join(str(p.get('min_subjects_source', '')).split())})")
         for c in p.get("criteria") or []:
+            people = f", >= {c['min_subjects']} people" if c.get("min_subjects") is not None else ""
             print(f"  - {c['id']}: {c['metric']} {c.get('op', '>=' if c.get('rule') == 'coverage' else '<=')} "
-                  f"{c['limit']}  [{c.get('rule', 'bound')}]  ({c.get('provenance', '')})")
+                  f"{c['limit']}  [{c.get('rule', 'bound')}{people}]  ({c.get('provenance', '')})")
         if not p.get("criteria"):
             print("  (criteria not transcribed: verdict 'not evaluated')")
     return 0
 
 
 def cmd_schema(a) -> int:
-    from harness.export.schema import SCHEMA
+    from harness.export import schema
 
-    print(json.dumps(SCHEMA, indent=2))
+    print(json.dumps(schema.SCHEMA, indent=2))
+    print(f"# schema {schema.SCHEMA_VERSION}; changes from earlier versions:\n# "
+          + "\n# ".join(schema.__doc__.split("\n\n", 2)[-1].strip().splitlines()), file=sys.stderr)
     return 0
 
 
