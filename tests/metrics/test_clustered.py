@@ -141,7 +141,8 @@ def test_small_policy_simulation_keeps_the_promise():
     for r in rows:
         if r["supported"] > 0:  # full study (1000 runs): <= 5 %; 100 runs here
             assert r["exceed_given_supported"] <= 0.08, r
-        if r["subjects"] == 50:  # full study: >= 90 %
-            assert r["power_at_target_over_3"] >= 0.75, r
+        if r["subjects"] == 50:
+            assert r["supported_given_true_below_target_over_3"] >= 0.8, r
+            assert r["power_at_target_over_3"] >= 0.6, r  # the stricter power; full study: 75-97 % by design
         else:
             assert r["supported"] == 0.0  # 8 people never support FMR 1 % on the people-aware bound

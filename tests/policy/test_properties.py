@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.metrics.clustered import clustered_upper_bound
 from harness.metrics.intervals import clopper_pearson
 from harness.policy import select
 from harness.policy.report import decide_arrays
@@ -25,21 +26,23 @@ pair = st.tuples(score, score)
        rule=st.sampled_from(["upper_bound", "point"]))
 def test_chosen_fmr_never_exceeds_target_on_selection_data(imp, target, rule):
     ss = score_sets(gen=[(0.0, 0.0)], imp=[(v, 0.0) for v in imp], att=[(0.0, 0.0)])
-    res = select(ss, {"name": "target_rates", "target_fmr": target, "fmr_rule": rule, "target_apcer": 0.5})
+    res = select(ss, {"name": "target_rates", "target_fmr": target, "fmr_rule": rule, "target_apcer": 0.5,
+                      "min_subjects": 1})
     neg = np.asarray(imp)
-    t = res["t_match"]
-    k, n = int(np.count_nonzero(neg >= t)), neg.size
-    assert k / n <= target
     sel = res["selection"]["match"]
+    for t in (res["t_match"], sel["loosest_meeting_rule"]):  # exported (non-dominated) and the rule's own
+        assert np.count_nonzero(neg >= t) / neg.size <= target
+    assert res["t_match"] >= sel["loosest_meeting_rule"]
     if rule == "upper_bound" and sel["supported"]:
-        assert clopper_pearson(k, n)[1] <= target
-        # loosest: the next lower distinct impostor score as threshold would break the bound
+        t = sel["loosest_meeting_rule"]
+        assert clustered_upper_bound(neg >= t, ss.imp_subj, ss.imp_ref).hi <= target
+        assert clopper_pearson(int(np.count_nonzero(neg >= t)), neg.size, 0.1)[1] <= target  # never looser than CP
+        # loosest: the next lower distinct impostor score as threshold breaks the bound
         lower = neg[neg < t]
         if lower.size:
-            k2 = int(np.count_nonzero(neg >= lower.max()))
-            assert clopper_pearson(k2, n)[1] > target
+            assert clustered_upper_bound(neg >= lower.max(), ss.imp_subj, ss.imp_ref).hi > target
     if not sel["supported"]:
-        assert k == 0
+        assert np.count_nonzero(neg >= res["t_match"]) == 0
 
 
 @SETTINGS
