@@ -19,6 +19,20 @@ For the beta-binomial cells the last column is the median width over that of Clo
 sample size n / (1 + (m-1) rho).
 
     python benchmarks/coverage_study.py [--reps 1000] [--seed 0] [--subjects 3,5,8,16,50] [--csv out.csv]
+
+Measured (2026-12-06, 1,000 replications per cell, seed 0, 2 CPU cores, 6 min), minimum over m and p per row:
+
+    design             people  2-sided  1-sided  | trial-level CP 2-sided / 1-sided
+    independent        3-50    100.0%   99.8%    | 95.1% / 94.4%
+    beta-binomial 0.1  3-50     98.2%   97.6%    | 30.3% / 37.7%
+    beta-binomial 0.3  3-50     95.1%   94.0%    | 12.2% / 16.1%
+    goats              3-50     95.9%   94.8%    |  0.0% / 29.8%
+    two-way 0.5        3-50     99.6%   98.7%    |  9.9% / 52.1%
+    two-way 1.0        3-50     97.3%   95.6%    |  5.8% / 46.3%
+
+Not estimable: 0 % of replications (the rule only fires with one person on a side). Width at 50 people in the
+beta-binomial cells: at most 1.85x Clopper-Pearson at the true effective sample size. The price of honesty is width
+with few people: 3 people give intervals 50-77 % wide, 8 people 6-22 %, 50 people 0.3-7 %.
 """
 
 from __future__ import annotations
