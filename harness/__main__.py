@@ -1,7 +1,9 @@
 """``python -m harness [overrides...]`` / ``harness [overrides...]``: one Hydra-configured experiment.
 
 Thin entry point: compose the config, then call :func:`harness.experiment.run`. Errors about data, weights
-or config are printed as one clear line (no stack trace) and exit with status 2.
+or config are printed as one clear line (no stack trace) and exit with status 2; so is a tracking server that
+cannot be reached (checked before scoring) or fails while the run is logged. Credentials in URIs are redacted
+in every log line, console line and error message (:mod:`harness.redact`).
 """
 
 from __future__ import annotations
@@ -35,12 +37,23 @@ def _app(cfg: DictConfig) -> None:
 
     from harness.errors import friendly_errors
     from harness.experiment import run
+    from harness.redact import install_log_redaction, redact_files, redact_streams
+    from harness.tracking import tracking_errors
 
-    with friendly_errors():
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    install_log_redaction()  # again here: a launcher's worker process runs the job without main()
+    redact_streams()
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    redact_files(out_dir / ".hydra")  # a credential given as an override (tracking.uri=...) stays out of the run dir
+    with friendly_errors(), tracking_errors(out_dir):
+        run(cfg, out_dir)
 
 
 def main() -> None:
+    from harness.redact import install_log_redaction, redact_streams
+
+    # credentials in URIs (a token in MLFLOW_TRACKING_URI) never reach a log line, the console or an error message
+    install_log_redaction()
+    redact_streams()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     _app()
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import __version__
 from harness.data.registry import load_dataset
-from harness.export.operating_point import build_operating_point, git_sha, write_operating_point
+from harness.export.operating_point import build_operating_point, git_sha, signing_key, write_operating_point
 from harness.faces.detect import build_detector
 from harness.evaluate import people_rate
 from harness.metrics.pad import bpcer_at_apcer
@@ -218,6 +218,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from harness.tracking import check_tracking
+
+    check_tracking(cfg)  # an unreachable tracking server stops the run here, in one line, before any scoring
     rt = cfg.runtime
     torch.set_num_threads(int(rt.threads))
     device = str(rt.device)
@@ -290,8 +293,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     models = {
         "detector": {"id": detector.detector_id, **detector.config},
         "embedder": {"name": embedder.name, "id": embedder.model_id, "weights_sha256": embedder.weights_sha256,
-                     "preprocessing": embedder.preprocessing, "metric": embedder.metric, "dim": embedder.dim},
-        "pad": {"name": pad.name, "id": pad.model_id, "weights_sha256": pad.weights_sha256, "preprocessing": pad.preprocessing},
+                     "preprocessing": embedder.preprocessing, "metric": embedder.metric, "dim": embedder.dim,
+                     "score_range": list(embedder.score_range)},
+        "pad": {"name": pad.name, "id": pad.model_id, "weights_sha256": pad.weights_sha256, "preprocessing": pad.preprocessing,
+                "score_range": None if getattr(pad, "score_range", None) is None else list(pad.score_range)},
     }
     dataset_fp = {"name": cfg.dataset.name, "manifest_sha256": manifest_fingerprint(manifest), "samples": len(manifest),
                   "subjects": int(manifest["subject"].nunique()), "partitions": tr.partitions}
@@ -310,7 +315,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     doc = build_operating_point(config=OmegaConf.to_container(cfg, resolve=True), models=models, op=op,
                                 dataset=dataset_fp, trials=tr.trials, probes=tr.probes,
-                                unmeasurable=summary["unmeasurable"])
+                                unmeasurable=summary["unmeasurable"],
+                                key=signing_key(key_file=cfg.get("signing_key_file")))
     write_operating_point(doc, out_dir / "operating_point.json")
 
     from harness.report.run_report import report_for_run  # report.html (+ report.json, conditions.csv)
@@ -329,7 +335,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         summary["run"]["mlflow_run_id"] = log_run(cfg, cfg.run_name, tags, summary, out_dir)
         summary["run"]["operating_point_export"] = log_export(
             summary["run"]["mlflow_run_id"], doc, out_dir / "operating_point.json", register_as=cfg.policy.get("register_as"),
-            alias=cfg.policy.get("register_alias") or "candidate")
+            alias=cfg.policy.get("register_alias") or "candidate",
+            allow_not_deployable=bool(cfg.policy.get("register_not_deployable", False)))
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     print_summary(summary, out_dir)
     return summary

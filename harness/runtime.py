@@ -13,10 +13,21 @@ MLflow, torch, numpy or pandas, so it can be vendored into a service as one file
 :func:`load` refuses (raises :class:`OperatingPointRefused`) a file that is
 
 * not exactly the canonical text the exporter wrote (any changed byte, including whitespace),
-* of a schema version this runtime does not read,
+* of a schema version this runtime does not read (:data:`RETIRED_SCHEMA_VERSIONS` says why older ones are refused),
 * whose ``content_sha256`` does not match its content,
+* unsigned, or not signed with the caller's key, unless the caller trusts its ``content_sha256`` out of band
+  (``trusted_content_sha256``: the hash the risk committee approved). A content hash alone proves nothing: anyone
+  can recompute it after editing the thresholds; the signature (HMAC-SHA256 with a key held outside the file, or
+  Ed25519 with the exporter's private key) is what binds the thresholds to whoever approved them,
 * invalid against the schema, or without usable thresholds,
+* not deployable (targets not supported, a required standard not met, selected on evaluation data, unsigned),
+  unless ``allow_not_deployable=True``,
 * exported for model weights other than the ones the caller says it runs (``weights_sha256``).
+
+Signing keys are never stored in the file, the code or the config: HMAC keys come from ``key=`` /
+``HARNESS_SIGNING_KEY`` (the key text) / ``HARNESS_SIGNING_KEY_FILE`` (a file holding it), at least
+:data:`MIN_KEY_BYTES` bytes; Ed25519 public keys from ``public_key=`` (PEM bytes or a path; needs the optional
+``cryptography`` package).
 
 Decision rule (scores: higher = more likely the same person / more likely bona fide):
 
@@ -27,10 +38,13 @@ Decision rule (scores: higher = more likely the same person / more likely bona f
 
 from __future__ import annotations
 
+import base64
 import bisect
 import hashlib
+import hmac
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +60,27 @@ __all__ = [
     "verify_document",
     "load",
     "loads",
+    "sign_document",
+    "signing_key",
+    "key_id",
+    "MIN_KEY_BYTES",
 ]
 
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("2.0",)
+#: shortest HMAC key accepted (NIST SP 800-107: an HMAC key should have at least the security strength wanted)
+MIN_KEY_BYTES = 32
+#: the largest operating point file read (a real export is well under 1 MiB)
+MAX_FILE_BYTES = 64 * 2**20
+UNSIGNED_REASON = ("not signed: sign it with the team's key (python -m harness.cli sign OP.json; key from "
+                   "HARNESS_SIGNING_KEY / HARNESS_SIGNING_KEY_FILE), or trust its content_sha256 out of band")
+
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0",)
 #: why an older file is refused (not only that it is)
 RETIRED_SCHEMA_VERSIONS = {
     "1.0": ("its thresholds were chosen on trial-level confidence bounds (frames of one person counted as independent) "
             "and may be dominated (security given away for no convenience) or not float-safe; re-export it from its "
             "run directory with this harness: python -m harness.cli export <run_dir> -o operating_point.json"),
+    "2.0": ("it carries no signature, so anyone could have edited its thresholds and recomputed its content hash; "
+            "re-export and sign it: python -m harness.cli export <run_dir> -o OP.json && python -m harness.cli sign OP.json"),
 }
 OUTCOMES = ("accept", "review", "reject")
 
@@ -71,8 +98,134 @@ def canonical(doc: dict) -> bytes:
 
 
 def content_sha256(doc: dict) -> str:
-    """sha256 of the canonical JSON of ``doc`` without its ``content_sha256`` field."""
-    return hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "content_sha256"})).hexdigest()
+    """sha256 of the canonical JSON of ``doc`` without its ``content_sha256`` and ``signature`` fields: what the
+    committee approves, and what the signature signs (with the hash itself)."""
+    return hashlib.sha256(canonical({k: v for k, v in doc.items()
+                                     if k not in ("content_sha256", "signature")})).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------------ signing
+
+
+def _key_bytes(raw: bytes, where: str) -> bytes:
+    key = raw.strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise OperatingPointRefused(f"refused: the signing key from {where} is {len(key)} bytes; at least "
+                                    f"{MIN_KEY_BYTES} are required (python -m harness.cli keygen makes one)")
+    return key
+
+
+def signing_key(key: bytes | str | None = None, key_file: str | Path | None = None) -> bytes | None:
+    """The HMAC key: ``key``, else the file ``key_file``, else ``$HARNESS_SIGNING_KEY``, else the file named by
+    ``$HARNESS_SIGNING_KEY_FILE``; None when none is given. Never defaulted."""
+    if key is not None:
+        return _key_bytes(key.encode() if isinstance(key, str) else bytes(key), "key=")
+    path = key_file or None
+    env = os.environ.get("HARNESS_SIGNING_KEY")
+    if path is None and env:
+        return _key_bytes(env.encode(), "HARNESS_SIGNING_KEY")
+    path = path or os.environ.get("HARNESS_SIGNING_KEY_FILE") or None
+    if path is None:
+        return None
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise OperatingPointRefused(f"refused: cannot read the signing key file {path}: {e.strerror or e}") from None
+    return _key_bytes(raw, str(path))
+
+
+def key_id(key: bytes) -> str:
+    """A public name for a key (a hash of it, never the key): which key signed a file, for rotation."""
+    return hashlib.sha256(b"face-pad-harness key id\0" + key).hexdigest()[:16]
+
+
+def _payload(doc: dict) -> bytes:
+    return canonical({k: v for k, v in doc.items() if k != "signature"})
+
+
+def _ed25519():
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError:  # pragma: no cover - cryptography is optional for the runtime
+        raise OperatingPointRefused("refused: Ed25519 signatures need the 'cryptography' package "
+                                    "(pip install cryptography)") from None
+    return serialization, ed25519
+
+
+def _pem(x: bytes | str | Path) -> bytes:
+    if isinstance(x, bytes):
+        return x
+    if isinstance(x, str) and x.lstrip().startswith("-----BEGIN"):
+        return x.encode()
+    try:
+        return Path(x).read_bytes()
+    except OSError as e:
+        raise OperatingPointRefused(f"refused: cannot read the key file {x}: {e.strerror or e}") from None
+
+
+def sign_document(doc: dict, key: bytes | None = None, private_key_pem: bytes | str | Path | None = None) -> dict:
+    """A copy of ``doc`` with its ``signature``: HMAC-SHA256 with ``key``, or Ed25519 with ``private_key_pem``.
+    The signature covers the canonical content including ``content_sha256`` (which must be current)."""
+    if doc.get("content_sha256") != content_sha256(doc):
+        raise OperatingPointRefused("refused: content_sha256 does not match the content; nothing is signed")
+    out = {k: v for k, v in doc.items() if k != "signature"}
+    if private_key_pem is not None:
+        serialization, ed25519 = _ed25519()
+        sk = serialization.load_pem_private_key(_pem(private_key_pem), password=None)
+        if not isinstance(sk, ed25519.Ed25519PrivateKey):
+            raise OperatingPointRefused("refused: the private key is not an Ed25519 key")
+        pub = sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        out["signature"] = {"alg": "Ed25519", "key_id": hashlib.sha256(pub).hexdigest()[:16],
+                            "value": base64.b64encode(sk.sign(_payload(out))).decode()}
+        return out
+    if key is None:
+        raise OperatingPointRefused("refused: no signing key given")
+    key = _key_bytes(key, "key=")
+    out["signature"] = {"alg": "HMAC-SHA256", "key_id": key_id(key),
+                        "value": hmac.new(key, _payload(out), hashlib.sha256).hexdigest()}
+    return out
+
+
+def verify_signature(doc: dict, key: bytes | None = None, public_key: bytes | str | Path | None = None,
+                     trusted_content_sha256: str | None = None) -> str:
+    """How the document is trusted (one line), or :class:`OperatingPointRefused`."""
+    if trusted_content_sha256 is not None:
+        want = str(trusted_content_sha256).strip().lower()
+        if want != doc.get("content_sha256"):
+            raise OperatingPointRefused(f"refused: content_sha256 {doc.get('content_sha256')} is not the approved "
+                                        f"{want}")
+        return f"trusted out of band by its approved content_sha256 {want[:16]}..."
+    sig = doc.get("signature")
+    if not isinstance(sig, dict):
+        raise OperatingPointRefused("refused: the file is " + UNSIGNED_REASON)
+    alg = sig.get("alg")
+    value = sig.get("value")
+    if not isinstance(value, str):
+        raise OperatingPointRefused("refused: the signature has no value")
+    if alg == "HMAC-SHA256":
+        if key is None:
+            raise OperatingPointRefused("refused: the file is signed (HMAC-SHA256, key id "
+                                        f"{sig.get('key_id')}) but no key was given to check it (key= / "
+                                        "HARNESS_SIGNING_KEY / HARNESS_SIGNING_KEY_FILE)")
+        good = hmac.new(key, _payload(doc), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(good, value):
+            raise OperatingPointRefused(f"refused: bad signature: not signed with this key (file key id "
+                                        f"{sig.get('key_id')}, given key id {key_id(key)}), or edited after signing")
+        return f"signed HMAC-SHA256, key id {sig.get('key_id')}"
+    if alg == "Ed25519":
+        if public_key is None:
+            raise OperatingPointRefused("refused: the file is signed (Ed25519) but no public key was given to check it")
+        serialization, ed25519 = _ed25519()
+        try:
+            pk = serialization.load_pem_public_key(_pem(public_key))
+            pk.verify(base64.b64decode(value, validate=True), _payload(doc))
+        except OperatingPointRefused:
+            raise
+        except Exception:  # InvalidSignature, bad base64, wrong key type
+            raise OperatingPointRefused("refused: bad Ed25519 signature (wrong key, or edited after signing)") from None
+        return f"signed Ed25519, key id {sig.get('key_id')}"
+    raise OperatingPointRefused(f"refused: unknown signature algorithm {alg!r}")
 
 
 def serialize(doc: dict) -> str:
@@ -99,9 +252,20 @@ def verify_document(raw: bytes | str) -> dict:
                                         "was changed or the file is not an operating point)") from None
     else:
         text = raw
+    if len(text) > MAX_FILE_BYTES:
+        raise OperatingPointRefused(f"refused: the file is {len(text)} bytes, more than an export ever is")
+
+    def _no_constant(c: str):
+        raise ValueError(f"{c} is not a JSON number the exporter writes")
+
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
+        doc = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise OperatingPointRefused("refused: the file nests JSON deeper than any export; it was not written by the "
+                                    "exporter") from None
+    except ValueError as e:
+        if not isinstance(e, json.JSONDecodeError):
+            raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
         raise OperatingPointRefused(f"refused: the file is not valid JSON ({e.msg} at line {e.lineno}, column "
                                     f"{e.colno}); it was corrupted or edited") from None
     if not isinstance(doc, dict):
@@ -113,7 +277,10 @@ def verify_document(raw: bytes | str) -> dict:
         raise OperatingPointRefused(f"refused: unsupported schema_version {version!r}; this runtime reads "
                                     f"{', '.join(SUPPORTED_SCHEMA_VERSIONS)} (re-export with a matching harness)")
     stored = doc.get("content_sha256")
-    actual = content_sha256(doc)
+    try:
+        actual = content_sha256(doc)
+    except (ValueError, RecursionError) as e:  # e.g. 1e400 parsed as inf
+        raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
     if stored != actual:
         raise OperatingPointRefused(f"refused: checksum mismatch: content_sha256 in the file is {stored!r} but the "
                                     f"content hashes to {actual}; the file was modified after export")
@@ -149,9 +316,6 @@ def _structural_checks(doc: dict) -> None:
     th = doc.get("thresholds")
     if not isinstance(th, dict):
         raise OperatingPointRefused("refused: no 'thresholds' object")
-    if not doc.get("deployable", False):
-        why = "; ".join(doc.get("not_deployable_because", [])) or "the export is marked not deployable"
-        raise OperatingPointRefused(f"refused: this operating point is not deployable: {why}")
     bands = th.get("bands")
     if not isinstance(bands, dict):
         raise OperatingPointRefused("refused: thresholds.bands is missing")
@@ -192,13 +356,30 @@ def _pct(x: float) -> str:
 
 
 def _score(x: Any) -> float | None:
-    if x is None:
+    """A finite real number, or None (bools, non-numbers, NaN, inf and overflowing values are not scores)."""
+    if x is None or isinstance(x, bool):
         return None
     try:
-        v = float(x)
-    except (TypeError, ValueError):
+        v = float(x.strip() if isinstance(x, str) else x)
+    except (TypeError, ValueError, OverflowError):
         return None
     return v if math.isfinite(v) else None
+
+
+def _score_problem(x: Any, v: float | None, what: str, rng: Any) -> str | None:
+    """Why ``x`` is not a usable ``what`` score (None when it is)."""
+    if x is None:
+        return f"no {what} score (failure to acquire or process)"
+    if v is None:
+        kind = "a boolean" if isinstance(x, bool) else f"{str(x)[:40]!r}"
+        return f"{what} score {kind} is not a finite real number"
+    if isinstance(rng, (list, tuple)) and len(rng) == 2:
+        lo, hi = rng
+        tol = 1e-6
+        if (_num(lo) and v < lo - tol) or (_num(hi) and v > hi + tol):
+            return (f"{what} score {v:.6g} is outside the model's declared score range "
+                    f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+    return None
 
 
 class OperatingPoint:
@@ -207,6 +388,7 @@ class OperatingPoint:
     def __init__(self, doc: dict, source: str = "<memory>"):
         self.doc = doc
         self.source = source
+        self.trusted_because = "not verified (built directly)"
         b = doc["thresholds"]["bands"]
         self.match_accept = float(b["match"]["accept_at_or_above"])
         self.match_reject = float(b["match"]["reject_below"])
@@ -231,15 +413,16 @@ class OperatingPoint:
 
     # -- the decision
     def decide(self, match_score: Any, pad_score: Any) -> Decision:
+        """accept / review / reject. Input that is not a finite real number inside the model's declared score range
+        (``models.<role>.score_range``) is refused: the outcome is ``reject`` and the reason says why."""
         m, p = _score(match_score), _score(pad_score)
-        ev = self.evidence(m, p)
-        problems = []
-        if m is None:
-            problems.append(f"no usable match score ({match_score!r}: failure to acquire or process)")
-        if p is None:
-            problems.append(f"no usable PAD score ({pad_score!r}: failure to acquire or process)")
+        models = self.doc.get("models", {})
+        problems = [x for x in (_score_problem(match_score, m, "match", (models.get("embedder") or {}).get("score_range")),
+                                _score_problem(pad_score, p, "PAD", (models.get("pad") or {}).get("score_range")))
+                    if x]
         if problems:
-            return Decision("reject", "reject: " + "; ".join(problems), m, p, ev)
+            return Decision("reject", "reject: refused input: " + "; ".join(problems), m, p, self.evidence(m, p))
+        ev = self.evidence(m, p)
         rejects = []
         if p < self.pad_reject:
             rejects.append(f"PAD score {p:.6g} < {self.pad_reject:.6g} (presentation attack suspected)")
@@ -330,25 +513,46 @@ def _check_weights(doc: dict, embedder_sha256: str | None, pad_sha256: str | Non
 
 
 def loads(text: bytes | str, *, embedder_sha256: str | None, pad_sha256: str | None,
-          allow_unverified_models: bool = False, source: str = "<memory>") -> OperatingPoint:
-    """Verify the text of an operating point file and the model weights it applies to; see :func:`load`."""
+          key: bytes | str | None = None, key_file: str | Path | None = None,
+          public_key: bytes | str | Path | None = None, trusted_content_sha256: str | None = None,
+          allow_not_deployable: bool = False, allow_unverified_models: bool = False,
+          source: str = "<memory>") -> OperatingPoint:
+    """Verify the text of an operating point file, its signature, its deployability and the model weights it applies
+    to; see :func:`load`."""
     doc = verify_document(text)
+    how = verify_signature(doc, None if trusted_content_sha256 is not None or public_key is not None
+                           else signing_key(key, key_file), public_key, trusted_content_sha256)
+    if not doc.get("deployable", False) and not allow_not_deployable:
+        why = "; ".join(doc.get("not_deployable_because", [])) or "the export is marked not deployable"
+        raise OperatingPointRefused(f"refused: this operating point is not deployable: {why} (pass "
+                                    "allow_not_deployable=True / --allow-not-deployable for analysis only)")
     _check_weights(doc, embedder_sha256, pad_sha256, allow_unverified_models)
-    return OperatingPoint(doc, source)
+    op = OperatingPoint(doc, source)
+    op.trusted_because = how
+    return op
 
 
 def load(path: str | Path, *, embedder_sha256: str | None, pad_sha256: str | None,
-         allow_unverified_models: bool = False) -> OperatingPoint:
+         key: bytes | str | None = None, key_file: str | Path | None = None,
+         public_key: bytes | str | Path | None = None, trusted_content_sha256: str | None = None,
+         allow_not_deployable: bool = False, allow_unverified_models: bool = False) -> OperatingPoint:
     """Load and verify ``operating_point.json``.
 
     ``embedder_sha256`` / ``pad_sha256``: sha256 of the model weights the caller runs; they must equal the ones the
     export records. Passing ``None`` is refused unless ``allow_unverified_models=True`` (tests, offline analysis).
+    Trust: an HMAC key (``key`` / ``key_file`` / ``$HARNESS_SIGNING_KEY`` / ``$HARNESS_SIGNING_KEY_FILE``), an
+    Ed25519 ``public_key``, or the approved ``trusted_content_sha256``; an unsigned or wrongly signed file is refused.
+    A file marked not deployable is refused unless ``allow_not_deployable=True``.
     Raises :class:`OperatingPointRefused` with a one-line reason when anything does not check out.
     """
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise OperatingPointRefused(f"refused: {p} is larger than any export ({p.stat().st_size} bytes)")
         raw = p.read_bytes()
     except OSError as e:
         raise OperatingPointRefused(f"refused: cannot read {p}: {e.strerror or e}") from None
-    return loads(raw, embedder_sha256=embedder_sha256, pad_sha256=pad_sha256,
-                 allow_unverified_models=allow_unverified_models, source=str(p))
+    return loads(raw, embedder_sha256=embedder_sha256, pad_sha256=pad_sha256, key=key, key_file=key_file,
+                 public_key=public_key, trusted_content_sha256=trusted_content_sha256,
+                 allow_not_deployable=allow_not_deployable, allow_unverified_models=allow_unverified_models,
+                 source=str(p))

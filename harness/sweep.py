@@ -18,15 +18,27 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from harness.redact import redact_config, redact_uri
+
 log = logging.getLogger("harness")
 
 PARENT_FILE = "mlflow_sweep.json"
+
+
+def uri_fingerprint(uri: str) -> str:
+    """sha256 of the real tracking URI: ``mlflow_sweep.json`` records this and the redacted URI, never the URI
+    itself (it may carry credentials), and a job nests only when its own URI has the same fingerprint."""
+    import hashlib
+
+    return hashlib.sha256(str(uri).encode()).hexdigest()
 
 
 def find_parent(out_dir: Path, max_up: int = 3) -> dict | None:
@@ -62,9 +74,11 @@ def child_run_kwargs(out_dir: Path, uri: str) -> tuple[dict, dict]:
     parent = find_parent(out_dir)
     if not parent:
         return {}, {}
-    if parent.get("tracking_uri") != uri:
+    same = (parent["tracking_uri_sha256"] == uri_fingerprint(uri)) if parent.get("tracking_uri_sha256") else \
+        parent.get("tracking_uri") == uri
+    if not same:
         log.warning("sweep parent run %s lives in %s, this job logs to %s: not nesting", parent.get("run_id"),
-                    parent.get("tracking_uri"), uri)
+                    redact_uri(parent.get("tracking_uri")), redact_uri(uri))
         return {}, {}
     sweep_dir = Path(parent.get("sweep_dir", "."))
     base = {_key(o) for o in parent.get("base_overrides") or []}
@@ -72,7 +86,7 @@ def child_run_kwargs(out_dir: Path, uri: str) -> tuple[dict, dict]:
     job = Path(out_dir).resolve().relative_to(sweep_dir.resolve()).as_posix() if Path(out_dir).resolve().is_relative_to(
         sweep_dir.resolve()) else Path(out_dir).name
     tags = {"harness.sweep": "child", "sweep.parent_run_id": parent["run_id"], "sweep.job": job,
-            "sweep.overrides": " ".join(ov)}
+            "sweep.overrides": redact_uri(" ".join(ov))}
     return {"parent_run_id": parent["run_id"], "experiment_id": parent["experiment_id"]}, tags
 
 
@@ -95,6 +109,7 @@ class MLflowSweepCallback(Callback):
     def __init__(self, comparison_partition: str = "eval") -> None:
         self.partition = comparison_partition
         self.parent: dict | None = None
+        self._uri: str | None = None  # the real tracking URI (self.parent, written to disk, has it redacted)
         self._done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -102,14 +117,25 @@ class MLflowSweepCallback(Callback):
             return
         import mlflow
 
-        from harness.tracking import ensure_experiment, resolve_uri
+        from harness.tracking import (TrackingError, check_reachable, ensure_experiment, quiet_url_printing,
+                                      resolve_uri, tracking_errors)
 
         uri = resolve_uri(config.tracking.uri)
+        try:  # an unreachable server: one line before any job starts (HARNESS_DEBUG=1: the traceback)
+            with tracking_errors():
+                check_reachable(uri)
+        except TrackingError as e:
+            if os.environ.get("HARNESS_DEBUG") == "1":
+                raise
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        quiet_url_printing(uri)
+        self._uri = uri
         exp_id = ensure_experiment(config.tracking.experiment, uri, Path(config.results_dir) / "mlartifacts")
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        params = _sweep_params(config)
-        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []]
+        params = redact_config(_sweep_params(config))
+        task = [redact_uri(str(o)) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []]
         base = [o for o in task if o.split("=", 1)[0] not in params]
         client = mlflow.MlflowClient(tracking_uri=uri)
         run = client.create_run(exp_id, run_name=f"sweep-{sweep_dir.name}", tags={
@@ -118,11 +144,12 @@ class MLflowSweepCallback(Callback):
             "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")).rsplit(".", 1)[-1]})
         for k, v in params.items():
             client.log_param(run.info.run_id, f"sweep.{k}", v[:500])
-        self.parent = {"run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": uri,
-                       "sweep_dir": str(sweep_dir), "params": params, "base_overrides": base}
+        self.parent = {"run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": redact_uri(uri),
+                       "tracking_uri_sha256": uri_fingerprint(uri), "sweep_dir": str(sweep_dir), "params": params,
+                       "base_overrides": base}
         (sweep_dir / PARENT_FILE).write_text(json.dumps(self.parent, indent=2))
         atexit.register(self._finish_if_open)
-        log.info("sweep: MLflow parent run %s (%s)", run.info.run_id, uri)
+        log.info("sweep: MLflow parent run %s (%s)", run.info.run_id, redact_uri(uri))
 
     def _expected_jobs(self) -> int | None:
         sweep_dir = Path(self.parent["sweep_dir"])
@@ -139,7 +166,7 @@ class MLflowSweepCallback(Callback):
 
         from harness.report.compare import log_comparison
 
-        client = mlflow.MlflowClient(tracking_uri=self.parent["tracking_uri"])
+        client = mlflow.MlflowClient(tracking_uri=self._uri or self.parent["tracking_uri"])
         rid = self.parent["run_id"]
         try:
             df = log_comparison(client, rid, Path(self.parent["sweep_dir"]), f"Sweep {Path(self.parent['sweep_dir']).name}",

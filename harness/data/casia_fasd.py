@@ -64,12 +64,13 @@ _SUBJECT = re.compile(r"^\d+$")
 
 
 @register_dataset("casia_fasd")
-def load_casia_fasd(root: str, protocol: str = "official", frames=None, on_problem: str = "error", **_) -> pd.DataFrame:
+def load_casia_fasd(root: str, protocol: str = "official", frames=None, on_problem: str = "error",
+                    allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """CASIA-FASD manifest (one row per sampled frame). ``protocol``: ``official`` | ``grandtest``."""
     root_p = require_root(root, "CASIA-FASD", HOW_TO_OBTAIN)
     if protocol not in ("official", "grandtest"):
         raise ValueError(f"dataset.protocol for casia_fasd must be 'official' or 'grandtest', got {protocol!r}")
-    b = ManifestBuilder("CASIA-FASD", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("CASIA-FASD", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     releases = {}
     for rel in ("train_release", "test_release"):
         d = find_dir(root_p, [rel], depth=2)

@@ -34,7 +34,8 @@ ENVIRONMENT = {0: "", 1: "indoor", 2: "outdoor"}
 
 
 @register_dataset("celeba_spoof")
-def load_celeba_spoof(root: str, protocol: str = "intra_test", frames=None, on_problem: str = "error", **_) -> pd.DataFrame:
+def load_celeba_spoof(root: str, protocol: str = "intra_test", frames=None, on_problem: str = "error",
+                      allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """CelebA-Spoof manifest from its JSON labels (see module docstring)."""
     root_p = require_root(root, "CelebA-Spoof", HOW_TO_OBTAIN)
     metas = root_p / "metas" / protocol
@@ -44,7 +45,7 @@ def load_celeba_spoof(root: str, protocol: str = "intra_test", frames=None, on_p
     label_files = sorted(metas.glob("*_label.json"))
     if not label_files:
         raise LayoutError(f"CelebA-Spoof: no *_label.json in {metas}. {HOW_TO_OBTAIN}")
-    b = ManifestBuilder("CelebA-Spoof", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("CelebA-Spoof", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     splits = []
     for lf in label_files:
         split = lf.name[: -len("_label.json")]

@@ -7,6 +7,12 @@ unreadable video, empty class, subject leak, a name or protocol line it cannot p
 error``, the default) or keeps going (``on_problem: warn``): a missing or unreadable file then stays in the
 manifest as one row, which the scoring engine rejects with the reason, so it is counted, never dropped. The
 problems are in ``manifest.attrs["problems"]``; ``python -m harness.data.check`` prints them all.
+
+Containment: every sample path must resolve (symlinks followed) inside the dataset root, checked by
+:func:`inside_root` before the file is looked at. A path that escapes it (``../../etc/hostname``, an absolute
+path elsewhere, a symlink pointing out of the root) is a problem of kind ``outside_root`` naming the path as
+given, and the row is dropped: it is never opened, probed, hashed or scored, and it appears in no run output as
+a sample. The dataset config opts out with ``allow_outside_root: true`` (default false).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class DatasetProblemsError(ManifestError):
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing_file | unreadable_video | empty_class | subject_leak | unparsed_name | protocol_mismatch | unexpected_entry
+    kind: str  # missing_file | unreadable_video | empty_class | subject_leak | unparsed_name | protocol_mismatch | unexpected_entry | outside_root
     message: str
     paths: tuple[str, ...] = ()
 
@@ -62,6 +68,52 @@ def format_problems(problems: list[Problem], limit: int = 12) -> str:
     if len(problems) > limit:
         lines.append(f"  ... and {len(problems) - limit} more")
     return "\n".join(lines)
+
+
+def inside_root(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` (relative paths are taken relative to ``root``) resolves inside ``root`` (or is it).
+
+    Both are resolved with :func:`os.path.realpath`, which follows symlinks (lstat/readlink only): neither the
+    path nor any link target is opened, so a FIFO or device outside the root is never touched. A path that
+    cannot be resolved (embedded NUL byte, ...) counts as outside."""
+    try:
+        root_s = os.fspath(root)
+        root_r = os.path.realpath(root_s)
+        real = os.path.realpath(os.path.join(root_s, os.fspath(path)))  # an absolute path replaces root_s
+        return os.path.commonpath([real, root_r]) == root_r
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def config_flag(value, key: str) -> bool:
+    """A yes/no config value (a bool, or ``true``/``false``/``1``/``0``/``yes``/``no``); anything else is a
+    :class:`ValueError` naming ``key``, so that a typo never flips a safety switch."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    s = str(value).strip().lower()
+    if s in ("true", "1", "yes"):
+        return True
+    if s in ("false", "0", "no", ""):
+        return False
+    raise ValueError(f"{key} must be true or false, got {value!r}")
+
+
+def settle_problems(df: pd.DataFrame, problems: list[Problem], on_problem: str, what: str) -> pd.DataFrame:
+    """Record ``problems`` in ``df.attrs["problems"]``, then raise :class:`DatasetProblemsError` listing them
+    (``on_problem: error``) or warn and return ``df`` (``warn``). ``what`` names the dataset and its root."""
+    if on_problem not in ON_PROBLEM:
+        raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
+    df.attrs["problems"] = [p.as_dict() for p in problems]
+    if problems:
+        msg = (f"{what}: {len(problems)} problem(s):\n{format_problems(problems)}\n"
+               f"(python -m harness.data.check lists them all; dataset.on_problem=warn keeps going, with missing "
+               f"or unreadable files counted as rejected samples and paths outside the root left out)")
+        if on_problem == "error":
+            raise DatasetProblemsError(msg, list(problems))
+        warnings.warn(msg, stacklevel=3)
+    return df
 
 
 def read_text_lines(path: Path) -> list[str]:
@@ -123,18 +175,23 @@ def find_file(root: Path, names: tuple[str, ...] | list[str], depth: int = 2) ->
 
 @dataclass
 class ManifestBuilder:
-    """Collects rows and problems for one dataset root; see the module docstring."""
+    """Collects rows and problems for one dataset root; see the module docstring.
+
+    ``allow_outside_root`` (the dataset config's key of that name, default false) admits sample paths that
+    resolve outside ``root``; otherwise :meth:`add` rejects them as ``outside_root`` problems without opening them."""
 
     dataset: str
     root: Path
     how_to_obtain: str = ""
     frames: FrameSampling | dict | str | None = None
+    allow_outside_root: bool = False
     rows: list[dict] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     def __post_init__(self):
         self.root = Path(self.root)
         self.frames = FrameSampling.parse(self.frames)
+        self.allow_outside_root = config_flag(self.allow_outside_root, "dataset.allow_outside_root")
 
     def problem(self, kind: str, message: str, *paths) -> None:
         self.problems.append(Problem(kind, message, tuple(str(p) for p in paths)))
@@ -147,9 +204,17 @@ class ManifestBuilder:
 
     def add(self, path: str | Path, subject: str, label: str, species: str, split: str,
             sampling: FrameSampling | None = None, **meta) -> int:
-        """Add one file (a still image, or a video expanded to its sampled frames). Returns the rows added."""
+        """Add one file (a still image, or a video expanded to its sampled frames). Returns the rows added.
+
+        A path that resolves outside the root (symlinks followed) is recorded as an ``outside_root`` problem and
+        not added (0 rows), before anything looks at the file, unless ``allow_outside_root``."""
         path = Path(path)
         rel = self.rel(path)
+        if not self.allow_outside_root and not inside_root(path, self.root):
+            self.problem("outside_root", f"{rel} (subject {subject}, {label}, split {split}) resolves outside the "
+                                         f"dataset root {self.root}; left out, not read (dataset.allow_outside_root="
+                                         f"true admits it)", rel)
+            return 0
         base = dict(subject=str(subject), label=label, species=species, split=str(split))
         for c in META_COLUMNS:
             v = meta.pop(c, None)
@@ -188,6 +253,10 @@ class ManifestBuilder:
 
         if on_problem not in ON_PROBLEM:
             raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
+        if not self.rows and any(p.kind == "outside_root" for p in self.problems):
+            raise DatasetProblemsError(  # every sample was left out: nothing to keep going with
+                f"{self.dataset} at {self.root}: no samples inside the dataset root; {len(self.problems)} problem(s):\n"
+                f"{format_problems(self.problems)}", list(self.problems))
         if not self.rows:
             raise LayoutError(
                 f"{self.dataset}: no samples found under {self.root}; is this the database's root folder? "
@@ -211,15 +280,7 @@ class ManifestBuilder:
         df.attrs["dataset"] = self.dataset
         df.attrs["root"] = str(self.root)
         df.attrs["frames"] = self.frames.describe()
-        df.attrs["problems"] = [p.as_dict() for p in self.problems]
-        if self.problems:
-            msg = (f"{self.dataset} at {self.root}: {len(self.problems)} problem(s):\n{format_problems(self.problems)}\n"
-                   f"(python -m harness.data.check lists them all; dataset.on_problem=warn keeps going, with missing "
-                   f"or unreadable files counted as rejected samples)")
-            if on_problem == "error":
-                raise DatasetProblemsError(msg, list(self.problems))
-            warnings.warn(msg, stacklevel=3)
-        return df
+        return settle_problems(df, self.problems, on_problem, f"{self.dataset} at {self.root}")
 
 
 def problems_of(manifest: pd.DataFrame) -> list[Problem]:

@@ -84,7 +84,8 @@ def parse_pairs(pairs_file: Path) -> pd.DataFrame:
 
 
 @register_dataset("lfw")
-def load_lfw(root: str, pairs: str = "pairs.txt", images: str | None = None, on_problem: str = "error", **_) -> pd.DataFrame:
+def load_lfw(root: str, pairs: str = "pairs.txt", images: str | None = None, on_problem: str = "error",
+             allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """LFW images named by a pair list, with the pairs in ``attrs["pairs"]`` (see module docstring)."""
     root_p = require_root(root, "LFW", HOW_TO_OBTAIN)
     pf = root_p / pairs
@@ -92,7 +93,7 @@ def load_lfw(root: str, pairs: str = "pairs.txt", images: str | None = None, on_
         raise LayoutError(f"LFW: pair list {pf} not found. {HOW_TO_OBTAIN}")
     img_dir = _image_dir(root_p, images)
     table = parse_pairs(pf)
-    b = ManifestBuilder("LFW", root_p, HOW_TO_OBTAIN)
+    b = ManifestBuilder("LFW", root_p, HOW_TO_OBTAIN, allow_outside_root=allow_outside_root)
     seen: dict[tuple[str, int], tuple[str, str]] = {}  # (name, number) -> (sample id, fold)
     ids_a, ids_b = [], []
     for r in table.itertuples(index=False):
@@ -100,9 +101,10 @@ def load_lfw(root: str, pairs: str = "pairs.txt", images: str | None = None, on_
             key = (name, num)
             path = img_dir / name / f"{name}_{num:04d}.jpg"
             if key not in seen:
-                b.add(path, subject=f"lfw_{name}", label="bona_fide", species="none", split=r.fold, person=name,
-                      image_no=num)
-                seen[key] = (b.rows[-1]["sample_id"], r.fold)
+                added = b.add(path, subject=f"lfw_{name}", label="bona_fide", species="none", split=r.fold,
+                              person=name, image_no=num)
+                # an image left out (outside the root) keeps its would-be id: its pairs name no manifest row
+                seen[key] = (b.rows[-1]["sample_id"] if added else b.rel(path), r.fold)
             elif seen[key][1] != r.fold:
                 b.problem("subject_leak", f"image {path} is paired in {seen[key][1]} and {r.fold} of {pf}", path)
             out.append(seen[key][0])

@@ -80,10 +80,10 @@ def _subject_lists(root: Path, protocol: str, b: ManifestBuilder) -> dict[int, s
 
 @register_dataset("msu_mfsd")
 def load_msu_mfsd(root: str, protocol: str = "official", file_lists: bool = True, frames=None,
-                  on_problem: str = "error", **_) -> pd.DataFrame:
+                  on_problem: str = "error", allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """MSU-MFSD manifest (see module docstring)."""
     root_p = require_root(root, "MSU-MFSD", HOW_TO_OBTAIN)
-    b = ManifestBuilder("MSU-MFSD", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("MSU-MFSD", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     split_of = _subject_lists(root_p, protocol, b)
     videos = sorted(f for f in root_p.rglob("*") if f.is_file() and is_video(f) and len(f.relative_to(root_p).parts) <= 4)
     found: dict[str, Path] = {}

@@ -3,14 +3,20 @@ printed-photo attacks (ImposterRaw) of the same subjects; official protocol trai
 
 Reads ``labels.csv`` (or another list such as ``ci_smoke.csv``) when present, else the database's own
 ``*_train_raw.txt`` / ``*_test_raw.txt`` lists. File names: ``ID_glasses_pos_session_picNo.jpg``.
+
+Every sample path (a CSV row or a list line) must resolve inside ``root``, symlinks followed; one that escapes it is
+an ``outside_root`` problem and is left out unread (``on_problem``: ``error`` stops, ``warn`` keeps going;
+``allow_outside_root: true`` admits such paths).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
+from harness.data.common import Problem, config_flag, inside_root, settle_problems
 from harness.data.csv_manifest import read_csv_manifest
 from harness.data.registry import register_dataset
 from harness.data.sample import validate_manifest
@@ -24,8 +30,8 @@ HOW_TO_OBTAIN = (
 )
 
 
-def _from_official_lists(root: Path) -> pd.DataFrame:
-    rows = []
+def _from_official_lists(root: Path, allow_outside_root: bool = False, on_problem: str = "error") -> pd.DataFrame:
+    rows, problems = [], []
     for cls, label, species in (("client", "bona_fide", "none"), ("imposter", "attack", "print_photo")):
         for split in ("train", "test"):
             lst = next((p for p in (root / f"{cls}_{split}_raw.txt", root / "original_lists" / f"{cls}_{split}_raw.txt") if p.is_file()), None)
@@ -38,6 +44,11 @@ def _from_official_lists(root: Path) -> pd.DataFrame:
                 rel = line.strip().replace("\\", "/")
                 if not rel:
                     continue
+                if not allow_outside_root and not inside_root(folder / rel, root):
+                    problems.append(Problem("outside_root", f"{lst.name}: {rel!r} resolves outside the dataset root "
+                                                            f"{root}; left out, not read (dataset.allow_outside_root="
+                                                            f"true admits it)", (rel,)))
+                    continue
                 codes = Path(rel).stem.split("_")
                 meta = dict(glasses="unknown", pos_code="", session="", frame_no=-1)
                 if len(codes) == 5 and all(c.isdigit() for c in codes):  # ID_glasses_pos_session_picNo
@@ -48,21 +59,27 @@ def _from_official_lists(root: Path) -> pd.DataFrame:
                     sample_id=f"{folder.name}/{rel}", path=str(folder / rel), frame=-1,
                     subject=f"nuaa_{rel.split('/')[0]}", label=label, species=species, split=split, **meta,
                 ))
-    return validate_manifest(pd.DataFrame(rows), source=str(root))
+    if not rows and problems:  # every line was left out: nothing to keep going with
+        return settle_problems(pd.DataFrame(rows), problems, "error", f"NUAA at {root}")
+    return settle_problems(validate_manifest(pd.DataFrame(rows), source=str(root)), problems, on_problem, f"NUAA at {root}")
 
 
 @register_dataset("nuaa")
-def load_nuaa(root: str, list: str | None = "labels.csv", **_) -> pd.DataFrame:  # noqa: A002 - config key
-    """NUAA manifest from ``root``. ``list``: a labels CSV inside root (None = use the official lists)."""
+def load_nuaa(root: str, list: str | None = "labels.csv", allow_outside_root: bool = False,  # noqa: A002 - config key
+              on_problem: str = "error", **_) -> pd.DataFrame:
+    """NUAA manifest from ``root``. ``list``: a labels CSV inside root (None = use the official lists).
+    ``allow_outside_root``: admit sample paths outside ``root``; ``on_problem``: ``error`` | ``warn``."""
+    allow_outside_root = config_flag(allow_outside_root, "dataset.allow_outside_root")
     root_p = Path(root)
     if not root_p.is_dir():
         raise DataMissingError(f"NUAA dataset not found at {root_p}. {HOW_TO_OBTAIN}")
     if list:
         csv = root_p / list
         if csv.is_file():
-            df = read_csv_manifest(csv, how_to_obtain=HOW_TO_OBTAIN)
-            df["sample_id"] = [Path(p).relative_to(root_p.resolve()).as_posix() for p in df["path"]]
+            df = read_csv_manifest(csv, how_to_obtain=HOW_TO_OBTAIN, root=root_p, allow_outside_root=allow_outside_root,
+                                   on_problem=on_problem)
+            df["sample_id"] = [Path(os.path.relpath(p, root_p.resolve())).as_posix() for p in df["path"]]
             return df
         if list != "labels.csv":
             raise DataMissingError(f"NUAA list {csv} not found. {HOW_TO_OBTAIN}")
-    return _from_official_lists(root_p)
+    return _from_official_lists(root_p, allow_outside_root, on_problem)

@@ -44,7 +44,7 @@ def _label_code(s: str) -> str:
 
 @register_dataset("oulu_npu")
 def load_oulu_npu(root: str, protocol: int | str = 1, fold: int | None = None, frames=None, on_problem: str = "error",
-                  **_) -> pd.DataFrame:
+                  allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """OULU-NPU manifest for ``protocol`` 1-4 (``fold`` 1-6 for protocols 3 and 4)."""
     root_p = require_root(root, "OULU-NPU", HOW_TO_OBTAIN)
     p = str(protocol).replace("Protocol_", "")
@@ -66,7 +66,7 @@ def load_oulu_npu(root: str, protocol: int | str = 1, fold: int | None = None, f
         if d is None:
             raise LayoutError(f"OULU-NPU: video folder {s}_files/ not found under {root_p} "
                               f"(looked for {root_p / f'{s}_files'}). {HOW_TO_OBTAIN}")
-    b = ManifestBuilder("OULU-NPU", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("OULU-NPU", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     for lst_name, split in LISTS.items():
         lst = pdir / f"{lst_name}{suffix}.txt"
         if not lst.is_file():

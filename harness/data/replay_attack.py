@@ -75,14 +75,14 @@ def _videos(d: Path) -> list[Path]:
 
 @register_dataset("replay_attack")
 def load_replay_attack(root: str, protocol: str = "grandtest", support: str = "all", enrol: bool = True,
-                       frames=None, on_problem: str = "error", **_) -> pd.DataFrame:
+                       frames=None, on_problem: str = "error", allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """Replay-Attack manifest (see module docstring)."""
     root_p = require_root(root, "Replay-Attack", HOW_TO_OBTAIN)
     if protocol not in PROTOCOLS:
         raise ValueError(f"dataset.protocol for replay_attack must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     if support not in ("all", "fixed", "hand"):
         raise ValueError(f"dataset.support must be 'all', 'fixed' or 'hand', got {support!r}")
-    b = ManifestBuilder("Replay-Attack", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("Replay-Attack", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     keep = PROTOCOLS[protocol]
     seen: dict[tuple[str, int], set[str]] = {}  # (split, client) -> {"<where>/<stem>"}
     split_dirs: dict[str, Path] = {}

@@ -53,14 +53,14 @@ def _split_dir(root: Path, name: str) -> Path | None:
 
 @register_dataset("replay_mobile")
 def load_replay_mobile(root: str, protocol: str = "grandtest", capture_device: str = "all", enrol: bool = True,
-                       frames=None, on_problem: str = "error", **_) -> pd.DataFrame:
+                       frames=None, on_problem: str = "error", allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """Replay-Mobile manifest (see module docstring)."""
     root_p = require_root(root, "Replay-Mobile", HOW_TO_OBTAIN)
     if protocol not in PROTOCOLS:
         raise ValueError(f"dataset.protocol for replay_mobile must be one of {PROTOCOLS}, got {protocol!r}")
     if capture_device not in ("all", "mobile", "tablet"):
         raise ValueError(f"dataset.capture_device must be 'all', 'mobile' or 'tablet', got {capture_device!r}")
-    b = ManifestBuilder("Replay-Mobile", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("Replay-Mobile", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     dev_ok = (lambda d: True) if capture_device == "all" else (lambda d: d == capture_device)
     for folder, split in SPLITS.items():
         sd = _split_dir(root_p, folder)

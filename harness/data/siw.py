@@ -47,7 +47,7 @@ def _keep(protocol: str, fold: int | None, split: str, typ: str, medium: str) ->
 
 @register_dataset("siw")
 def load_siw(root: str, protocol: int | str = 1, fold: int | None = None, protocol1_train_frames: int = 60,
-             frames=None, on_problem: str = "error", **_) -> pd.DataFrame:
+             frames=None, on_problem: str = "error", allow_outside_root: bool = False, **_) -> pd.DataFrame:
     """SiW manifest for ``protocol`` 1, 2 (``fold`` 1-4) or 3 (``fold`` 1-2)."""
     root_p = require_root(root, "SiW", HOW_TO_OBTAIN)
     p = str(protocol)
@@ -56,7 +56,7 @@ def load_siw(root: str, protocol: int | str = 1, fold: int | None = None, protoc
     folds = {"2": range(1, 5), "3": range(1, 3)}
     if p in folds and (fold is None or int(fold) not in folds[p]):
         raise ValueError(f"SiW protocol {p} needs dataset.fold in {list(folds[p])} (got {fold!r})")
-    b = ManifestBuilder("SiW", root_p, HOW_TO_OBTAIN, frames)
+    b = ManifestBuilder("SiW", root_p, HOW_TO_OBTAIN, frames, allow_outside_root=allow_outside_root)
     for folder, split in (("Train", "train"), ("Test", "test")):
         sd = find_dir(root_p, [folder], depth=2)
         if sd is None or not ((sd / "live").is_dir() or (sd / "spoof").is_dir()):

@@ -38,37 +38,49 @@ def export_tags(doc: dict) -> dict[str, str]:
 
 
 def log_export(run_id: str, doc: dict, path: Path, *, tracking_uri: str | None = None,
-               register_as: str | None = None, alias: str = "candidate") -> dict[str, Any]:
-    """Tag the run with the export's identity and verdicts; register the pyfunc when ``register_as`` is set."""
+               register_as: str | None = None, alias: str = "candidate",
+               allow_not_deployable: bool = False) -> dict[str, Any]:
+    """Tag the run with the export's identity and verdicts; register the pyfunc when ``register_as`` is set (a
+    non-deployable export is not registered unless ``allow_not_deployable``; the result says why)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
     for k, v in export_tags(doc).items():
         client.set_tag(run_id, k, v)
     out: dict[str, Any] = {"tags": True}
-    if register_as:
+    if register_as and not doc.get("deployable") and not allow_not_deployable:
+        out["registered"] = None
+        out["not_registered_because"] = "not deployable: " + "; ".join(doc.get("not_deployable_because", []))
+    elif register_as:
         out["registered"] = register_operating_point(path, model_name=register_as, alias=alias, run_id=run_id,
-                                                     tracking_uri=tracking_uri)
+                                                     tracking_uri=tracking_uri,
+                                                     allow_not_deployable=allow_not_deployable)
     return out
 
 
 def register_operating_point(path: str | Path, *, model_name: str, alias: str | None = "candidate",
                              run_id: str | None = None, tracking_uri: str | None = None,
-                             experiment: str = "face-pad-harness") -> dict[str, Any]:
+                             experiment: str = "face-pad-harness", allow_not_deployable: bool = False) -> dict[str, Any]:
     """Log ``path`` as a pyfunc model (in run ``run_id``, or a new run) and register it as ``model_name``.
 
     Returns ``{"name", "version", "alias", "model_uri", "run_id"}``. The file is verified first (checksum,
-    schema); the model config records the weights sha256 the pyfunc will demand on load.
+    schema); a non-deployable file is refused unless ``allow_not_deployable``. The model config records the weights
+    sha256 the pyfunc will demand on load and the content_sha256 it trusts when the serving process holds no
+    signing key (registering is the approval of that hash).
     """
     import mlflow
     from mlflow.tracking import MlflowClient
 
     path = Path(path)
     doc = verify_document(path.read_bytes())
+    if not doc.get("deployable") and not allow_not_deployable:
+        raise ValueError(f"{path} is not deployable (" + "; ".join(doc.get("not_deployable_because", []))
+                         + "); pass allow_not_deployable=True to register it for analysis")
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     cfg = {"embedder_sha256": doc["models"]["embedder"]["weights_sha256"],
-           "pad_sha256": doc["models"]["pad"]["weights_sha256"], "content_sha256": doc["content_sha256"]}
+           "pad_sha256": doc["models"]["pad"]["weights_sha256"], "content_sha256": doc["content_sha256"],
+           "allow_not_deployable": bool(allow_not_deployable)}
     kwargs = dict(name="operating_point", python_model=str(HERE / "pyfunc_model.py"),
                   artifacts={"operating_point": str(path)}, code_paths=[str(HERE.parent / "runtime.py")],
                   model_config=cfg, pip_requirements=["mlflow", "pandas"],

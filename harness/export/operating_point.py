@@ -24,12 +24,14 @@ import pandas as pd
 
 from harness import __version__
 from harness.paths import REPO_ROOT
-from harness.runtime import canonical, content_sha256, serialize, verify_document
+from harness.redact import redact_config
+from harness.runtime import (UNSIGNED_REASON, canonical, content_sha256, serialize, sign_document, signing_key,
+                             verify_document)
 
 from .schema import SCHEMA, SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "git_sha", "canonical", "content_sha256", "build_operating_point", "validate",
-           "write_operating_point", "read_operating_point", "plain"]
+           "write_operating_point", "read_operating_point", "plain", "sign_file", "evidence_reasons", "signing_key"]
 
 KIND = "face-pad-harness/operating-point"
 COMPARISON = ("accept a score iff score >= threshold, compared as float64 (a float32 score widened to float64, or "
@@ -79,11 +81,14 @@ def _decision_rule(bands: dict | None) -> str:
 
 def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict, trials: pd.DataFrame | None = None,
                           probes: pd.DataFrame | None = None, created_at: str | None = None,
-                          max_lookup_points: int = 512, unmeasurable: list | None = None) -> dict:
+                          max_lookup_points: int = 512, unmeasurable: list | None = None,
+                          key: bytes | str | None = "env", private_key_pem: Any = None) -> dict:
     """Assemble the export from the chosen operating point ``op`` (:func:`harness.policy.choose_thresholds`).
 
     ``trials`` / ``probes`` (the run's tables) give the dataset counts and the lookup tables on the reported
-    partition; without them those parts are empty.
+    partition; without them those parts are empty. ``key``: the HMAC key that signs it ("env" =
+    ``$HARNESS_SIGNING_KEY`` / ``$HARNESS_SIGNING_KEY_FILE``; None = unsigned, hence not deployable);
+    ``private_key_pem`` signs with Ed25519 instead.
     """
     from harness.export.lookup import lookup_tables
     from harness.policy.data import score_sets
@@ -96,6 +101,11 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
         not_deployable.append("no match threshold could be chosen (see notes)")
     if op.get("t_pad") is None:
         not_deployable.append("no PAD threshold could be chosen (see notes)")
+    not_deployable.extend(evidence_reasons(op))
+    if key == "env":  # the team's key from the environment, if any (never a default in code)
+        key = signing_key()
+    if key is None and private_key_pem is None:
+        not_deployable.append(UNSIGNED_REASON)
     counts: dict[str, Any] = {}
     lookup: dict[str, Any] = {"partition": part, "match": None, "pad": None}
     if trials is not None and probes is not None:
@@ -143,10 +153,50 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
         "standards": report.get("standards", []),
         "dataset": dict(dataset) | {"counts": counts},
         "lookup": lookup,
-        "config": config,
+        "config": redact_config(config),  # credentials in URIs (a tracking token) never reach the export
     }
     doc = plain(doc)
     doc["content_sha256"] = content_sha256(doc)
+    if key is not None or private_key_pem is not None:
+        doc = sign_document(doc, key, private_key_pem)
+    return doc
+
+
+def evidence_reasons(op: dict) -> list[str]:
+    """Why the evidence behind ``op`` does not make it deployable: targets not supported, selected on evaluation
+    data, a required standard (``policy.required_standards``) not passing."""
+    out = []
+    if not op.get("supported", False):
+        out.append("the policy's targets are not supported by the data (see thresholds.notes)")
+    if op.get("selected_on_eval_data"):
+        out.append("the thresholds were chosen on the evaluation data")
+    required = (op.get("policy") or {}).get("required_standards") or []
+    if isinstance(required, str):
+        required = [r.strip() for r in required.split(",") if r.strip()]
+    verdicts = {s.get("name"): s.get("verdict") for s in (op.get("report") or {}).get("standards") or []}
+    for name in required:
+        v = verdicts.get(name, "not evaluated")
+        if v != "pass":
+            out.append(f"required standard {name}: {v}")
+    return out
+
+
+def sign_file(path: Path, key: bytes | None = None, private_key_pem: Any = None, out: Path | None = None,
+              expect_content_sha256: str | None = None) -> dict:
+    """Sign an exported file: drop the "not signed" reason, recompute ``deployable`` and ``content_sha256``, add the
+    signature, write it (to ``out`` or in place). ``expect_content_sha256`` (the hash reviewed before signing)
+    refuses a file that changed since."""
+    doc = verify_document(Path(path).read_bytes())
+    if expect_content_sha256 is not None and doc["content_sha256"] != expect_content_sha256.strip().lower():
+        raise ValueError(f"{path}: content_sha256 {doc['content_sha256']} is not the reviewed "
+                         f"{expect_content_sha256}; not signed")
+    doc = {k: v for k, v in doc.items() if k not in ("signature", "content_sha256")}
+    reasons = [r for r in doc.get("not_deployable_because", []) if r != UNSIGNED_REASON]
+    doc["not_deployable_because"] = reasons
+    doc["deployable"] = not reasons
+    doc["content_sha256"] = content_sha256(doc)
+    doc = sign_document(doc, key, private_key_pem)
+    write_operating_point(doc, Path(out) if out else Path(path))
     return doc
 
 

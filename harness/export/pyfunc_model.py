@@ -3,8 +3,9 @@
 Logged by :func:`harness.export.mlflow_model.register_operating_point`; not imported by the harness itself.
 Input: a DataFrame with ``match_score`` and ``pad_score`` columns. Output: ``decision`` (accept / review /
 reject), ``reason`` and ``evidence`` per row. The operating point file travels as the model artifact
-``operating_point`` and is verified on load (checksum, schema, and the weights sha256 recorded in the model
-config at logging time).
+``operating_point`` and is verified on load (checksum, schema, signature - or, when the serving process holds no
+signing key, the content_sha256 approved by registering it - and the weights sha256 recorded in the model config
+at logging time).
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ except ImportError:  # runtime.py shipped in the model's code_paths
 
 class OperatingPointModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
+        import os
+
         cfg = context.model_config or {}
+        has_key = bool(os.environ.get("HARNESS_SIGNING_KEY") or os.environ.get("HARNESS_SIGNING_KEY_FILE"))
         self.op = load(context.artifacts["operating_point"], embedder_sha256=cfg.get("embedder_sha256"),
-                       pad_sha256=cfg.get("pad_sha256"))
+                       pad_sha256=cfg.get("pad_sha256"),
+                       # with the team's key: its signature; without: the content hash approved by registering it
+                       trusted_content_sha256=None if has_key else cfg.get("content_sha256"),
+                       allow_not_deployable=bool(cfg.get("allow_not_deployable", False)))
 
     def predict(self, context, model_input, params=None):
         df = pd.DataFrame(model_input)

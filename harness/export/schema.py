@@ -1,7 +1,13 @@
-"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 2.0. Pure data: no imports beyond stdlib.
+"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.0. Pure data: no imports beyond stdlib.
 
 Version policy: a change that an older runtime could misread (a renamed or re-interpreted field, a new decision
 rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions.
+
+3.0 (from 2.0): signed exports. Added: ``signature`` (``alg`` HMAC-SHA256 or Ed25519, ``key_id`` - a hash naming
+the key, never the key - and ``value``) over the canonical content including ``content_sha256``; ``content_sha256``
+no longer covers ``signature``. ``models.<role>.score_range`` (the range the runtime accepts scores in).
+Changed: ``deployable`` is true only for signed exports whose targets are supported, chosen on dev, with every
+``policy.required_standards`` preset passing; ``not_deployable_because`` lists every reason.
 
 2.0 (from 1.0): thresholds chosen on people-aware bounds, never dominated on dev, placed mid-gap and float-safe.
 Added: ``thresholds.plateau`` (per score: the equal-decision gap on dev, its ``lower_end`` / ``upper_end``, the
@@ -16,7 +22,7 @@ Changed: every rate (``expected_rates_on_eval``, ``policy.on_selection_data``, s
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "3.0"
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -49,14 +55,16 @@ _WEIGHTS_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}(\\+[0-9a-f]{64})*
 _MODEL = {
     "type": "object",
     "required": ["name", "weights_sha256", "preprocessing"],
-    "properties": {"name": {"type": "string"}, "weights_sha256": _WEIGHTS_SHA256, "preprocessing": {}},
+    "properties": {"name": {"type": "string"}, "weights_sha256": _WEIGHTS_SHA256, "preprocessing": {},
+                   "score_range": {"type": ["array", "null"], "minItems": 2, "maxItems": 2,
+                                   "items": {"type": ["number", "null"]}}},
 }
 _INT_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 _NUM_LIST = {"type": "array", "items": {"type": "number"}}
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:face-pad-harness:operating-point:2.0",
+    "$id": "urn:face-pad-harness:operating-point:3.0",
     "title": "face-pad-harness operating point",
     "type": "object",
     "required": [
@@ -113,6 +121,9 @@ SCHEMA: dict = {
                 "notes": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "signature": {"type": "object", "required": ["alg", "key_id", "value"], "additionalProperties": False,
+                      "properties": {"alg": {"enum": ["HMAC-SHA256", "Ed25519"]}, "key_id": {"type": "string"},
+                                     "value": {"type": "string"}}},
         "unmeasurable": {"type": "array", "items": {"type": "object", "required": ["metric", "reason"],
                                                     "properties": {"metric": {"type": "string"},
                                                                    "reason": {"type": "string"}}}},

@@ -56,6 +56,12 @@ class Embedder(_Model):
     @abstractmethod
     def forward(self, crops: torch.Tensor) -> torch.Tensor: ...
 
+    @property
+    def score_range(self) -> tuple[float | None, float | None]:
+        """The range every similarity score lies in (None = unbounded): cosine [-1, 1]; -distance <= 0. The
+        production runtime refuses scores outside it."""
+        return (-1.0, 1.0) if self.metric == "cosine" else (None, 0.0)
+
     def similarity(self, a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
         """Row-wise similarity of two equally long embedding batches; higher = more likely the same person."""
         return similarity(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), self.metric)
@@ -65,6 +71,9 @@ class PADModel(_Model):
     """Face crops ``uint8 [B,3,H,W]`` RGB (cut by :meth:`crop`) -> bona fide score ``[B]`` (higher = bona fide)."""
 
     crop_size: tuple[int, int] = (80, 80)
+    #: the range every bona fide score lies in (None = unbounded; the production runtime refuses scores outside it);
+    #: None when unknown
+    score_range: tuple[float | None, float | None] | None = None
 
     @abstractmethod
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -325,6 +325,8 @@ def _to_bgr_float(crops: torch.Tensor, device: torch.device) -> torch.Tensor:
 class MiniFASNetPAD(PADModel):
     """One MiniFASNet model: ``crop`` cuts its own scaled 80x80 patch; ``forward`` returns p(live) ``[B]``."""
 
+    score_range = (0.0, 1.0)  # softmax probability of the live class
+
     crop_size = INPUT_HW
 
     def __init__(self, arch: str, weights_path: str | Path | None = None, box_mapping: str = "mtcnn_to_retinaface"):
@@ -369,6 +371,8 @@ class MiniFASNetEnsemble(PADModel):
 
     ``crop`` returns ``80 x 160 x 3``: V2 crop in columns 0..79, V1SE crop in columns 80..159.
     """
+
+    score_range = (0.0, 1.0)  # mean of softmax probabilities
 
     name = "minifasnet_ensemble"
     crop_size = (80, 160)

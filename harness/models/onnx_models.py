@@ -367,6 +367,8 @@ class FacepluginFeature(Embedder):
 class FacepluginLiveness(PADModel):
     """``forward(uint8 [B,3,128,128] RGB) -> p(live) [B]`` (softmax index 0)."""
 
+    score_range = (0.0, 1.0)  # softmax probability p[0] (live)
+
     name = "faceplugin_liveness"
     crop_size = (LIVENESS_SIZE, LIVENESS_SIZE)
 

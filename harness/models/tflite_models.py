@@ -556,6 +556,8 @@ class MobileFaceNetTFLite(_TFLiteModel, Embedder):
 class FaceAntiSpoofingTFLite(_TFLiteModel, PADModel):
     """``forward(uint8 [B,3,256,256] RGB) -> -spoof_score [B]`` (higher = bona fide; package: live iff > -0.2)."""
 
+    score_range = (None, 0.0)  # minus a sum of absolute leaf scores
+
     name = "expo_face_antispoofing"
     crop_size = (256, 256)
     #: the package's rule: live iff spoof score < 0.2, i.e. bona fide score > -0.2

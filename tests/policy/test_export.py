@@ -10,7 +10,12 @@ import pytest
 from harness.export.operating_point import build_operating_point, read_operating_point, validate, write_operating_point
 from harness.export.schema import SCHEMA, SCHEMA_VERSION
 from harness.policy import choose_thresholds
-from harness.runtime import content_sha256, load
+from functools import partial
+
+from harness.runtime import content_sha256
+from harness.runtime import load as _load
+
+load = partial(_load, allow_not_deployable=True)
 
 from ._synth import random_tables
 from .test_runtime import DATASET, EMB, MODELS, PAD, export
@@ -77,7 +82,10 @@ def test_register_as_mlflow_pyfunc_with_alias(tmp_path):
         "op-test", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=exp) as run:
         mlflow.log_artifact(str(path))
-    out = log_export(run.info.run_id, doc, path, tracking_uri=uri, register_as="kyc-face", alias="candidate")
+    refused = log_export(run.info.run_id, doc, path, tracking_uri=uri, register_as="kyc-face", alias="candidate")
+    assert refused["registered"] is None and "not deployable" in refused["not_registered_because"]
+    out = log_export(run.info.run_id, doc, path, tracking_uri=uri, register_as="kyc-face", alias="candidate",
+                     allow_not_deployable=True)
     reg = out["registered"]
     assert reg["name"] == "kyc-face" and reg["alias"] == "candidate" and reg["version"] == "1"
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
@@ -89,7 +97,8 @@ def test_register_as_mlflow_pyfunc_with_alias(tmp_path):
     op = load(path, embedder_sha256=EMB, pad_sha256=PAD)
     assert list(pred["decision"]) == [op.decide(m, p).outcome for m, p in zip(sample["match_score"], sample["pad_score"])]
     # registering again moves the alias to version 2
-    again = register_operating_point(path, model_name="kyc-face", tracking_uri=uri, run_id=run.info.run_id)
+    again = register_operating_point(path, model_name="kyc-face", tracking_uri=uri, run_id=run.info.run_id,
+                                     allow_not_deployable=True)
     assert again["version"] == "2"
     assert str(client.get_model_version_by_alias("kyc-face", "candidate").version) == "2"
     json.dumps(reg)

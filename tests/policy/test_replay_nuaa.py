@@ -62,7 +62,7 @@ def test_runtime_reproduces_every_offline_decision(nuaa_run, policy):
     _, run_dir, summary, exports = nuaa_run
     models = summary["models"]
     op = load(exports[policy], embedder_sha256=models["embedder"]["weights_sha256"],
-              pad_sha256=models["pad"]["weights_sha256"])
+              pad_sha256=models["pad"]["weights_sha256"], allow_not_deployable=True)  # smoke: 2 people per side
     t = _trials(run_dir)
     assert len(t) == 32
     offline = _offline(t, op.doc["thresholds"]["bands"])
@@ -104,7 +104,7 @@ def test_cli_decide_replays_and_refuses(nuaa_run, tmp_path):
     emb, pad = s["models"]["embedder"]["weights_sha256"], s["models"]["pad"]["weights_sha256"]
     out = tmp_path / "decisions.csv"
     cmd = [sys.executable, "-m", "harness.cli", "decide", str(exports["bands"]), "--embedder-sha256", emb,
-           "--pad-sha256", pad]
+           "--pad-sha256", pad, "--allow-not-deployable"]
     r = subprocess.run(cmd + ["--csv", str(run_dir / "trials.csv"), "-o", str(out)], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -113,6 +113,7 @@ def test_cli_decide_replays_and_refuses(nuaa_run, tmp_path):
     doc = json.loads(exports["bands"].read_text())
     assert got == list(_offline(_trials(run_dir), doc["thresholds"]["bands"]))
     r = subprocess.run([sys.executable, "-m", "harness.cli", "decide", str(exports["bands"]), "--embedder-sha256",
-                        "0" * 64, "--pad-sha256", pad, "--match", "0.5", "--pad", "0.5"], cwd=ROOT,
+                        "0" * 64, "--pad-sha256", pad, "--match", "0.5", "--pad", "0.5", "--allow-not-deployable"],
+                       cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 3 and "refused: model mismatch" in r.stderr

@@ -16,7 +16,13 @@ from harness.export.operating_point import build_operating_point, write_operatin
 from harness.policy import choose_thresholds
 from harness.policy.data import score_sets
 from harness.policy.report import decide_arrays
-from harness.runtime import OperatingPointRefused, content_sha256, load, serialize
+from functools import partial
+
+from harness.runtime import OperatingPointRefused, content_sha256, serialize, signing_key
+from harness.runtime import load as _strict_load
+
+# these tests are about verification and decisions; deployability has its own tests (test_signing.py)
+load = partial(_strict_load, allow_not_deployable=True)
 
 from ._synth import random_tables
 
@@ -30,7 +36,8 @@ DATASET = {"name": "synthetic", "manifest_sha256": "c" * 64, "samples": 1000, "s
 def export(tmp_path: Path, policy: dict, seed: int = 0, name: str = "op.json") -> tuple[Path, dict, tuple]:
     t, p = random_tables(seed)
     op = choose_thresholds(t, p, policy)
-    doc = build_operating_point(config={"policy": policy}, models=MODELS, op=op, dataset=DATASET, trials=t, probes=p)
+    doc = build_operating_point(config={"policy": policy}, models=MODELS, op=op, dataset=DATASET, trials=t, probes=p,
+                                key=signing_key())
     path = write_operating_point(doc, tmp_path / name)
     return path, doc, (t, p)
 
@@ -64,7 +71,7 @@ def test_decisions_at_the_thresholds_and_reasons(bands_export):
     assert d.outcome == "reject" and "not the enrolled person" in d.reason
     for bad in (None, float("nan"), "x"):
         d = op.decide(bad, tp)
-        assert d.outcome == "reject" and "no usable match score" in d.reason
+        assert d.outcome == "reject" and "refused input" in d.reason and "match score" in d.reason
     d = op.decide(tm, tp)
     assert d.reason.startswith("accept:") and "FMR" in d.evidence and "synthetic eval" in d.evidence
 
@@ -115,7 +122,7 @@ def test_changed_byte_is_refused(bands_export, tmp_path):
 
 def test_wrong_schema_version_is_refused(bands_export, tmp_path):
     _, doc, _ = bands_export
-    for version in ("0.1", "3.0", None):
+    for version in ("0.1", "4.0", None):
         d = dict(doc, schema_version=version)
         d["content_sha256"] = content_sha256(d)  # a consistent file, just another version
         (tmp_path / "v.json").write_text(serialize(d))
@@ -159,11 +166,17 @@ def test_not_deployable_export_is_refused(tmp_path):
 
     t, p = tables({"dev": {"genuine": [(0.9, 0.9)]}, "eval": {"genuine": [(0.9, 0.9)]}})
     op = choose_thresholds(t, p, {"name": "target_rates"})
-    doc = build_operating_point(config={}, models=MODELS, op=op, dataset=DATASET, trials=t, probes=p)
-    assert doc["deployable"] is False
+    doc = build_operating_point(config={}, models=MODELS, op=op, dataset=DATASET, trials=t, probes=p,
+                                key=signing_key())
+    assert doc["deployable"] is False and "no match threshold" in doc["not_deployable_because"][0]
     path = write_operating_point(doc, tmp_path / "nd.json")
-    with pytest.raises(OperatingPointRefused, match="not deployable: no match threshold"):
-        load(path, embedder_sha256=EMB, pad_sha256=PAD)
+    with pytest.raises(OperatingPointRefused, match="bands is missing"):
+        _strict_load(path, embedder_sha256=EMB, pad_sha256=PAD, allow_not_deployable=True)
+    # thresholds exist but the targets are not supported (one person per side): signed, yet not deployable
+    path, doc, _ = export(tmp_path, {"name": "target_rates"}, name="unsupported.json")
+    assert doc["deployable"] is False and "signature" in doc
+    with pytest.raises(OperatingPointRefused, match="not deployable: the policy's targets are not supported"):
+        _strict_load(path, embedder_sha256=EMB, pad_sha256=PAD)
 
 
 # ------------------------------------------------------------------------------------------------- isolation
@@ -178,7 +191,7 @@ class Block:
         return None
 sys.meta_path.insert(0, Block())
 from harness.runtime import load
-op = load(sys.argv[1], embedder_sha256=sys.argv[2], pad_sha256=sys.argv[3])
+op = load(sys.argv[1], embedder_sha256=sys.argv[2], pad_sha256=sys.argv[3], allow_not_deployable=True)
 d = op.decide(float(sys.argv[4]), float(sys.argv[5]))
 print(d.outcome)
 print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
