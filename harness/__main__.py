@@ -42,8 +42,11 @@ def _app(cfg: DictConfig) -> None:
 
     install_log_redaction()  # again here: a launcher's worker process runs the job without main()
     redact_streams()
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
     redact_files(out_dir / ".hydra")  # a credential given as an override (tracking.uri=...) stays out of the run dir
+    if str(hc.mode).endswith("MULTIRUN"):  # ... and out of the sweep's multirun.yaml
+        redact_files(Path(hc.sweep.dir), "multirun.yaml")
     with friendly_errors(), tracking_errors(out_dir):
         run(cfg, out_dir)
 

@@ -302,7 +302,8 @@ def cmd_register(a) -> int:
     uri = a.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     with tracking_errors():  # one redacted line for a server that is down or refuses (no token in the message)
         if uri:
-            check_reachable(uri, source="--tracking-uri" if a.tracking_uri else None)
+            check_reachable(uri, source="--tracking-uri" if a.tracking_uri else None,
+                            consequence="Nothing was registered.")
             quiet_url_printing(uri)
         r = register_operating_point(a.op, model_name=a.name, alias=a.alias, run_id=a.run_id,
                                      tracking_uri=a.tracking_uri)

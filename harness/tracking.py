@@ -77,7 +77,11 @@ def _why(exc: BaseException) -> str:
         chain.append(e)
         e = e.__cause__ or e.__context__
     text = " ".join(str(x) for x in chain)
-    status = next((s for s in (getattr(x, "get_http_status_code", lambda: None)() for x in chain) if s), None)
+    import re
+
+    m = re.search(r"error code (\d{3}) != 200", text)  # MLflow's message for a non-JSON error response
+    status = int(m.group(1)) if m else next(
+        (s for s in (getattr(x, "get_http_status_code", lambda: None)() for x in chain) if s), None)
     names = " ".join(type(x).__name__ for x in chain)
     if "refused" in text.lower():
         return "connection refused"
@@ -93,7 +97,8 @@ def _why(exc: BaseException) -> str:
     return (first[0][:200] if first else type(exc).__name__) or type(exc).__name__
 
 
-def check_reachable(uri: str, *, timeout: int = CHECK_TIMEOUT_S, source: str | None = None) -> None:
+def check_reachable(uri: str, *, timeout: int = CHECK_TIMEOUT_S, source: str | None = None,
+                    consequence: str = "Nothing was scored.") -> None:
     """For an http(s) tracking URI: one MLflow API call (``search_experiments(max_results=1)``, no retries,
     ``timeout`` seconds), so that a down or refusing server stops the run in seconds, before anything is scored.
 
@@ -104,9 +109,11 @@ def check_reachable(uri: str, *, timeout: int = CHECK_TIMEOUT_S, source: str | N
         return
     import mlflow
 
-    env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-           "MLFLOW_HTTP_REQUEST_TIMEOUT": str(min(int(timeout), int(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or
-                                                                     timeout)))}
+    try:  # a shorter MLFLOW_HTTP_REQUEST_TIMEOUT of the user's is kept
+        timeout = min(int(timeout), int(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or timeout))
+    except ValueError:
+        pass
+    env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout))}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -117,8 +124,10 @@ def check_reachable(uri: str, *, timeout: int = CHECK_TIMEOUT_S, source: str | N
         source = source or ("$MLFLOW_TRACKING_URI" if from_env else "tracking.uri")
         fix = ("unset MLFLOW_TRACKING_URI (runs then log to a local sqlite store under the results dir)" if from_env
                else f"point {source} at a reachable store")
+        why = _why(e)
+        state = "cannot be used" if why.startswith("it answered") else "is unreachable"
         raise TrackingUnreachable(
-            f"MLflow tracking server {redact_uri(uri)} (from {source}) is unreachable: {_why(e)}. Nothing was scored. "
+            f"MLflow tracking server {redact_uri(uri)} (from {source}) {state}: {why}. {consequence} "
             f"Start the server, {fix}, or run with tracking=none.") from None
     finally:
         for k, v in saved.items():

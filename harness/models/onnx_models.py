@@ -316,19 +316,48 @@ def _check(crops: torch.Tensor, size: int, who: str) -> None:
         raise ValueError(f"{who} expects uint8 [B,3,{size},{size}] RGB crops, got {tuple(crops.shape)}")
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` created (mode 700) or checked: a directory owned by this user that nobody else can write; anything
+    else (a directory planted by another account, a symlink) is refused."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    import stat
+
+    if not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o022:
+        raise WeightsError(f"{path}: not a private directory of this user (owner uid {st.st_uid}, mode "
+                           f"{oct(st.st_mode & 0o777)}); converted model files are only kept in one")
+    return path
+
+
 def _onnx_file(spec: WeightFile, weights_path) -> tuple[Path, str]:
-    """(batch-dynamic file to run, sha256 identifying the weights)."""
+    """(batch-dynamic file to run, sha256 identifying the weights).
+
+    A local ``weights_path`` is converted into the PRIVATE cache (``$HARNESS_CACHE/converted/<sha256 of the
+    original>``, mode 700), never a shared temp directory; the converted file's sha256 is recorded beside it at
+    conversion and checked on every load, so a file swapped in afterwards is refused rather than run.
+    """
     if weights_path is None:
         return batch_dynamic(spec), spec.sha256
     p = Path(weights_path)
     if not p.is_file():
         raise FileNotFoundError(f"{spec.name}: weights_path {p} does not exist")
-    cache = Path(tempfile.gettempdir()) / "harness-onnx" / sha256_file(p)[:16]
-    cache.mkdir(parents=True, exist_ok=True)
+    from harness.paths import cache_root
+
+    src_sha = sha256_file(p)
+    cache = private_dir(private_dir(cache_root() / "converted") / src_sha[:32])
     dst = cache / f"{p.stem}.batch-dynamic.onnx"
-    if not dst.is_file():
+    record = cache / f"{dst.name}.sha256"
+    if not (dst.is_file() and record.is_file()):
         make_batch_dynamic(p, dst)
-    return dst, sha256_file(p)
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(sha256_file(dst) + "\n")
+        os.replace(tmp, record)
+    want = record.read_text().strip()
+    got = sha256_file(dst)
+    if got != want:
+        raise WeightsError(f"{spec.name}: the converted file {dst} has sha256 {got}, but {want} was recorded when it "
+                           "was converted: it was modified since; delete the directory to convert again")
+    return dst, src_sha
 
 
 class FacepluginFeature(Embedder):

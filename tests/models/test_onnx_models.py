@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +137,45 @@ def test_liveness_ranks_live_above_print_and_replay_only_when_fed_bgr(liveness, 
     np.testing.assert_allclose([rgb_s[n] for n in SILENTFACE], [GOLDEN_LIVE_RGB[n] for n in SILENTFACE], atol=1e-4)
     assert rgb_s["image_T1.jpg"] < 0.5
     assert "BGR" in liveness.preprocessing and "RGB" in rgb.preprocessing and rgb.model_id != liveness.model_id
+
+
+# ------------------------------------------------------------------------- converted copies of local files
+
+
+def test_local_weights_are_converted_into_the_private_cache_and_checked_on_every_load(tmp_path, monkeypatch):
+    """Audit finding: with weights_path=, the converted ONNX file sat at a predictable path in the shared temp
+    directory and was used without a check while the original's sha256 was recorded."""
+    import os
+    import tempfile
+
+    orig = fetch(O.LIVENESS_WEIGHTS)
+    local = tmp_path / "my_liveness.onnx"
+    local.write_bytes(orig.read_bytes())
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    # a file planted where the old code looked is never used
+    planted = Path(tempfile.gettempdir()) / "harness-onnx" / sha256_file(local)[:16] / "my_liveness.batch-dynamic.onnx"
+    path, sha = O._onnx_file(O.LIVENESS_WEIGHTS, local)
+    assert sha == sha256_file(local) and path != planted
+    assert path.is_relative_to(tmp_path / "cache" / "converted")
+    assert os.stat(path.parent).st_mode & 0o777 == 0o700
+    recorded = (path.parent / (path.name + ".sha256")).read_text().strip()
+    assert recorded == sha256_file(path)
+    assert O._onnx_file(O.LIVENESS_WEIGHTS, local)[0] == path  # cached, verified again
+    with open(path, "ab") as f:  # swapped / modified after conversion
+        f.write(b"\0")
+    with pytest.raises(O.WeightsError, match="modified since"):
+        O._onnx_file(O.LIVENESS_WEIGHTS, local)
+
+
+def test_a_shared_or_foreign_conversion_directory_is_refused(tmp_path):
+    d = tmp_path / "shared"
+    d.mkdir(mode=0o777)
+    os_chmod = __import__("os").chmod
+    os_chmod(d, 0o777)
+    with pytest.raises(O.WeightsError, match="not a private directory"):
+        O.private_dir(d)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    with pytest.raises(O.WeightsError, match="not a private directory"):
+        O.private_dir(link)

@@ -148,6 +148,43 @@ def test_check_reachable_fails_fast_in_one_redacted_line(monkeypatch):
     check_reachable("sqlite:////nonexistent/dir/mlflow.db")  # only http(s) servers are checked
 
 
+def test_check_reachable_names_a_server_that_refuses(monkeypatch):
+    """A live HTTP server that is not MLflow (404) or wants other credentials (401): one line, no token."""
+    import http.server
+    import threading
+
+    from harness.tracking import TrackingUnreachable, check_reachable
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            code = 401 if self.headers.get("Authorization") else 404  # an MLflow error / a plain web server's page
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json" if code == 401 else "text/html")
+            self.end_headers()
+            self.wfile.write(b'{"error_code": "UNAUTHENTICATED", "message": "no"}' if code == 401 else
+                             b"<html><body>Not Found</body></html>")
+
+        do_POST = do_GET  # noqa: N815 - MLflow searches experiments with a POST
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        for uri, code in ((f"http://127.0.0.1:{port}", 404), (f"http://alice:{TOKEN}@127.0.0.1:{port}", 401)):
+            with pytest.raises(TrackingUnreachable) as ei:
+                check_reachable(uri)
+            msg = str(ei.value)
+            assert f"cannot be used: it answered HTTP {code}" in msg and "(from tracking.uri)" in msg
+            assert "\n" not in msg and TOKEN not in msg
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_tracking_errors_turn_mlflow_errors_into_one_redacted_line(tmp_path, monkeypatch):
     from mlflow.exceptions import MlflowException
 
