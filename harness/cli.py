@@ -306,7 +306,7 @@ def cmd_register(a) -> int:
                             consequence="Nothing was registered.")
             quiet_url_printing(uri)
         r = register_operating_point(a.op, model_name=a.name, alias=a.alias, run_id=a.run_id,
-                                     tracking_uri=a.tracking_uri)
+                                     tracking_uri=a.tracking_uri, allow_not_deployable=a.allow_not_deployable)
     print(json.dumps(r))
     return 0
 
@@ -381,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--alias", default="candidate")
     r.add_argument("--run-id", help="log the model into this run (default: a new run)")
     r.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or MLflow's default")
+    r.add_argument("--allow-not-deployable", action="store_true", help="register a non-deployable export (analysis)")
     r.set_defaults(fn=cmd_register)
     k = sub.add_parser("keygen", help="make a new signing key (HMAC: 32 random bytes as hex; or an Ed25519 pair)")
     k.add_argument("-o", "--out", help="write the HMAC key to this new file (mode 600) instead of stdout")
