@@ -115,7 +115,8 @@ def test_redact_files(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 1\n")
     changed = redact_files(tmp_path)
     assert changed == [tmp_path / "overrides.yaml"]
-    assert (tmp_path / "overrides.yaml").read_text() == "- tracking.uri=http://alice:***@127.0.0.1:9/?token=***\n- seed=1\n"
+    want = "- tracking.uri=http://alice:***@127.0.0.1:9/?token=***\n- seed=1\n"
+    assert (tmp_path / "overrides.yaml").read_text() == want
 
 
 # --- tracking helpers -------------------------------------------------------------------------------------------
