@@ -145,7 +145,7 @@ def _cr_variance(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarr
     pcnt = np.bincount(pair, weights=np.where(x, n, 0.0))
     v = float(tot @ tot) - float(ptot @ ptot)
     kk = float(cnt @ cnt) - float(pcnt @ pcnt)
-    if v <= 0:  # two-way variance not positive: fall back to clusters = pairs of people
+    if v <= 1e-9 * (float(tot @ tot) + float(ptot @ ptot)):  # not positive (up to rounding): clusters = pairs
         ptot_all = np.bincount(pair, weights=r)
         pcnt_all = np.bincount(pair, weights=n)
         v, kk = float(ptot_all @ ptot_all), float(pcnt_all @ pcnt_all)
@@ -353,9 +353,11 @@ def upper_bound_path(negatives: Any, subjects: Any, ref_subjects: Any = None, co
     v = var(at(pk2), at(pkn), pn2)
     kk = pn2
     if two_way:
-        v = v - var(at(qk2), at(qkn), qn2)
+        vq = var(at(qk2), at(qkn), qn2)
+        scale = np.abs(v) + np.abs(vq)
+        v = v - vq
         kk = pn2 - qn2
-        fb = v <= 0
+        fb = v <= 1e-9 * scale  # not positive up to rounding (the same rule as the direct computation)
         v = np.where(fb, var(at(ak2), at(akn), an2), v)
         kk = np.where(fb, an2, kk)
     corr = 1.0 - kk / N**2
