@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.metrics.intervals import rate
-from harness.metrics.pad import apcer_per_species, bpcer
+from harness.metrics.pad import apcer_per_species, worst_species
 from harness.policy.cost import _evaluate, _rates, cost_inputs
 from harness.policy.data import candidates, score_sets, surfaces
 
@@ -73,48 +72,53 @@ def condition_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in CONDITION_COLUMNS if c in frame.columns and frame[c].astype(str).replace("", np.nan).notna().any()]
 
 
-def _row(cond: str, value: Any, metric: str, k: int, n: int) -> dict:
-    r = rate(k, n)
-    return {"condition": cond, "value": str(value), "metric": metric, "k": r.k, "n": r.n, "rate": r.value, "lo": r.lo,
-            "hi": r.hi}
+def _row(cond: str, value: Any, metric: str, errors: Any, subjects: Any, ref_subjects: Any = None) -> dict:
+    """One breakdown row: a people rate (k/n, people-aware 95% interval, the people behind it)."""
+    from harness.evaluate import people_rate
+
+    r = people_rate(np.asarray(errors, bool), subjects, ref_subjects)
+    return {"condition": cond, "value": str(value), "metric": metric, "k": r["k"], "n": r["n"], "rate": r["value"],
+            "lo": r["lo"], "hi": r["hi"], "n_subjects": r["n_subjects"]}
 
 
 def condition_breakdown(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_match: float | None,
                         t_pad: float | None) -> pd.DataFrame:
     """FNMR, FMR (at ``t_match``), BPCER and APCER_max over species (at ``t_pad``) and FTA per value of each
-    capture-condition column of the probes, on ``part``; each rate k/n with its 95% Clopper-Pearson interval.
+    capture-condition column of the probes, on ``part``; each rate k/n with its people-aware 95% interval and the
+    number of people behind it.
     Trials take the condition of their probe sample."""
     pr = probes[probes["partition"] == part]
     cols = condition_columns(pr)
     rows: list[dict] = []
     if not cols:
-        return pd.DataFrame(columns=["condition", "value", "metric", "k", "n", "rate", "lo", "hi"])
+        return pd.DataFrame(columns=["condition", "value", "metric", "k", "n", "rate", "lo", "hi", "n_subjects"])
     t = trials[trials["partition"] == part].merge(pr[["sample_id", *cols]].rename(columns={"sample_id": "probe_id"}),
                                                   on="probe_id", how="left")
     for c in cols:
         for v, g in pr.groupby(pr[c].astype(str), sort=True):
             ok = g[g["status"] == "scored"]
-            bona = ok.loc[ok["label"] == "bona_fide", "pad_score"].to_numpy(dtype=float)
             att = ok[ok["label"] == "attack"]
             tv = t[t[c].astype(str) == v]
             if t_match is not None:
-                gen = tv.loc[tv["kind"] == "genuine", "match_score"].to_numpy(dtype=float)
-                imp = tv.loc[tv["kind"] == "impostor", "match_score"].to_numpy(dtype=float)
-                if gen.size:
-                    rows.append(_row(c, v, "FNMR", int(np.count_nonzero(gen < t_match)), gen.size))
-                if imp.size:
-                    rows.append(_row(c, v, "FMR", int(np.count_nonzero(imp >= t_match)), imp.size))
+                gt, it = tv[tv["kind"] == "genuine"], tv[tv["kind"] == "impostor"]
+                if len(gt):
+                    rows.append(_row(c, v, "FNMR", gt["match_score"].to_numpy(dtype=float) < t_match, gt["probe_subject"]))
+                if len(it):
+                    rows.append(_row(c, v, "FMR", it["match_score"].to_numpy(dtype=float) >= t_match, it["probe_subject"],
+                                     it["ref_subject"]))
             if t_pad is not None:
-                if bona.size:
-                    b = bpcer(bona, t_pad)
-                    rows.append(_row(c, v, "BPCER", b.k, b.n))
+                bf_ok = ok[ok["label"] == "bona_fide"]
+                if len(bf_ok):
+                    rows.append(_row(c, v, "BPCER", bf_ok["pad_score"].to_numpy(dtype=float) < t_pad, bf_ok["subject"]))
                 if len(att):
                     per = apcer_per_species(att["pad_score"].to_numpy(dtype=float), att["species"].astype(str).to_numpy(), t_pad)
-                    worst = max(sorted(per), key=lambda s: (per[s].value, per[s].n))
-                    rows.append(_row(c, v, "APCER_max", per[worst].k, per[worst].n) | {"species": worst})
+                    worst = worst_species(per)
+                    aw = att[att["species"].astype(str) == worst]
+                    rows.append(_row(c, v, "APCER_max", aw["pad_score"].to_numpy(dtype=float) >= t_pad, aw["subject"])
+                                | {"species": worst})
             bf = g[g["label"] == "bona_fide"]
             if len(bf):
-                rows.append(_row(c, v, "FTA", int((bf["status"] == "fta").sum()), len(bf)))
+                rows.append(_row(c, v, "FTA", bf["status"].to_numpy() == "fta", bf["subject"]))
     return pd.DataFrame(rows)
 
 
