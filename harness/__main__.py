@@ -20,12 +20,43 @@ from harness.paths import REPO_ROOT, results_root, shared_root
 CONF_DIR = str(REPO_ROOT / "conf")
 
 
+def run_dir_suffix() -> str:
+    """``<microseconds>-<pid>-<4 random chars>``: distinct for runs started in the same second, in one process or
+    many, on one machine or several (random from ``os.urandom``: seeding ``random`` cannot make two runs agree)."""
+    import os
+    import secrets
+    import time
+
+    alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+    return f"{time.time_ns() // 1000 % 1_000_000:06d}-{os.getpid()}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
+
+
+def unique_run_dir(base: str | Path, attempts: int = 100) -> Path:
+    """Create and return ``<base>-<suffix>`` (:func:`run_dir_suffix`) with ``exist_ok=False``: the directory is this
+    caller's alone, even with many runs starting at once on a shared filesystem; on a collision (another process
+    created that name first) a new suffix is drawn. The parent folders are created as needed."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        d = base.with_name(f"{base.name}-{run_dir_suffix()}")
+        try:
+            d.mkdir(exist_ok=False)
+            return d
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a new run directory next to {base} in {attempts} attempts")
+
+
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("harness_shared"):
         OmegaConf.register_new_resolver(
             "harness_shared", lambda: str(shared_root() or (REPO_ROOT.parent / "shared").resolve()))
     if not OmegaConf.has_resolver("harness_results"):
         OmegaConf.register_new_resolver("harness_results", lambda: str(results_root()))
+    if not OmegaConf.has_resolver("harness_unique_dir"):
+        # ${harness_unique_dir:<path prefix>} -> a new directory <prefix>-<suffix> (hydra.run.dir, hydra.sweep.dir).
+        # Cached per config: every later read of the key (and a sweep job's copy of the config) gets the same one.
+        OmegaConf.register_new_resolver("harness_unique_dir", lambda base: str(unique_run_dir(base)), use_cache=True)
 
 
 _register_resolvers()
@@ -35,6 +66,7 @@ _register_resolvers()
 def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from harness.config_schema import check_config
     from harness.errors import friendly_errors
     from harness.experiment import run
     from harness.redact import install_log_redaction, redact_files, redact_streams
@@ -48,6 +80,7 @@ def _app(cfg: DictConfig) -> None:
     if str(hc.mode).endswith("MULTIRUN"):  # ... and out of the sweep's multirun.yaml
         redact_files(Path(hc.sweep.dir), "multirun.yaml")
     with friendly_errors(), tracking_errors(out_dir):
+        check_config(cfg)  # unknown keys, types, ranges, unset ??? values: one line, before anything is loaded
         run(cfg, out_dir)
 
 
@@ -58,6 +91,11 @@ def main() -> None:
     install_log_redaction()
     redact_streams()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from harness.config_schema import check_overrides
+    from harness.errors import friendly_errors
+
+    with friendly_errors():  # a misspelt key=value: one line naming it and the valid keys (exit 2), not Hydra's error
+        check_overrides(sys.argv[1:], CONF_DIR)
     _app()
 
 

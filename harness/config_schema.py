@@ -646,7 +646,7 @@ def check_overrides(argv: list[str], config_dir: str, config_name: str = "config
         for i, part in enumerate(parts):
             if not isinstance(node, DictConfig):
                 break
-            if part not in node:
+            if part not in node.keys():  # `in node` is False for a declared-but-unset (???) key
                 prefix = ".".join(parts[:i])
                 what = prefix or "the top level (groups and settings)"
                 name = OmegaConf.select(cfg, f"{parts[0]}.name", default=None) if i == 1 else None

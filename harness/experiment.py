@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness import __version__
+from harness.config_schema import check_thresholds, check_trials
 from harness.data.registry import load_dataset
 from harness.export.operating_point import build_operating_point, git_sha, signing_key, write_operating_point
 from harness.faces.detect import build_detector
@@ -214,13 +215,24 @@ def threshold_table(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> pd
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run one experiment; write everything to ``out_dir`` and MLflow; return the summary dict."""
+    """Run one experiment; write everything to ``out_dir`` and MLflow; return the summary dict.
+
+    The MLflow run is created here, RUNNING, before anything is loaded (:func:`harness.tracking.tracked_run`): it
+    ends FINISHED with the results, or FAILED with the one-line error as its ``error`` tag."""
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from harness.tracking import check_tracking
+    from harness.tracking import check_tracking, tracked_run
 
     check_tracking(cfg)  # an unreachable tracking server stops the run here, in one line, before any scoring
+    tags = {"dataset": cfg.dataset.name, "embedder": cfg.embedder.name, "pad": cfg.pad.name, "policy": cfg.policy.name,
+            "detector": cfg.detector.name, "git_sha": git_sha()}
+    with tracked_run(cfg, out_dir, tags=tags, start_time=t0) as tracker:
+        return _run(cfg, out_dir, t0, tracker)
+
+
+def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
+    """The experiment itself; ``tracker`` is its started :class:`harness.tracking.RunTracker` (None: untracked)."""
     rt = cfg.runtime
     torch.set_num_threads(int(rt.threads))
     device = str(rt.device)
@@ -246,10 +258,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             table = score_manifest_batched(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
                                            chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
                                            workers=int(rt.get("workers", 0)), device=device,
-                                           detect_batch_size=int(rt.detect_batch_size), gpu_decode=rt.get("gpu_decode"))
+                                           detect_batch_size=int(rt.detect_batch_size), gpu_decode=rt.get("gpu_decode"),
+                                           max_pixels=rt.get("max_pixels"))
         elif engine == "simple":
             table = score_manifest(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
-                                   chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress))
+                                   chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
+                                   max_pixels=rt.get("max_pixels"))
         else:
             raise ValueError(f"unknown runtime.engine {engine!r} (expected 'simple' or 'batched')")
     finally:
@@ -263,8 +277,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     tr.trials.to_csv(out_dir / "trials.csv", index=False)
 
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
+    check_trials(tr, policy, protocol)  # no trials / bona fide / partition the policy needs: one line, exit 2
     op = choose_thresholds(tr.trials, tr.probes, policy,
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
+    check_thresholds(op, tr.probes)  # no threshold chosen (and not a verification-only dataset): one line, exit 2
     metrics = partition_metrics(tr.trials, tr.probes, op)
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
@@ -285,10 +301,17 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     histogram(pgroups, {"t_pad": op["t_pad"]}, out_dir / "hist_pad.png", f"{pad.name} bona fide score")
 
     counts = table.counts()
-    rejected = samples.loc[samples["status"] == "rejected", ["sample_id", "reason"]].to_dict("records")
+    rejected = samples.loc[samples["status"] == "rejected", ["sample_id", "code", "reason"]].to_dict("records")
     assert counts["scored"] + counts["fta"] + counts["rejected"] == counts["total"] == len(manifest)
+    set_aside = manifest["reject_code"].astype(str) != "" if "reject_code" in manifest.columns else None
     accounting = {"input_samples": len(manifest), "scored": counts["scored"], "fta": counts["fta"],
-                  "rejected": counts["rejected"], **{k: v for k, v in table.stats.items()},
+                  "rejected": counts["rejected"],
+                  "rejected_by_code": {str(k): int(v) for k, v in sorted(
+                      samples.loc[samples["status"] == "rejected", "code"].value_counts().items())},
+                  "rejected_at_manifest": 0 if set_aside is None else int(set_aside.sum()),
+                  "multiple_faces": int(((samples["status"] == "scored") & (samples["faces"].fillna(0) > 1)).sum()),
+                  "decoded_reduced": int(samples["decode_note"].astype(str).str.startswith("pixels_over_cap").sum()),
+                  **{k: v for k, v in table.stats.items()},
                   **{k: v for k, v in tr.counts.items() if isinstance(v, int)}}
     models = {
         "detector": {"id": detector.detector_id, **detector.config},
@@ -303,7 +326,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     wall = time.time() - t0
     summary = _finite({
         "run": {"name": cfg.run_name, "harness_version": __version__, "git_sha": git_sha(), "wall_time_s": round(wall, 2),
-                "scoring_time_s": round(t_scored - t0, 2), "report_partition": report_on},
+                "scoring_time_s": round(t_scored - t0, 2), "report_partition": report_on, "seed": cfg.get("seed"),
+                "run_dir": str(out_dir.resolve()),
+                **({"mlflow_run_id": tracker.run_id} if tracker is not None else {})},
         "dataset": dataset_fp,
         "models": models,
         "accounting": accounting,
@@ -323,21 +348,21 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     report_for_run(cfg, out_dir, summary, tr.trials, tr.probes, samples, embedder=embedder, detector=detector)
 
-    if cfg.tracking.enabled:
+    if tracker is not None:  # the run started with the experiment: results, export, then the run's own files
         from harness.export.mlflow_model import log_export
-        from harness.tracking import log_run
 
         tags = {"dataset": cfg.dataset.name, "embedder": embedder.name, "pad": pad.name, "policy": cfg.policy.name,
                 "detector": cfg.detector.name, "git_sha": summary["run"]["git_sha"],
                 "targets_supported": str(bool(op.get("supported"))).lower()}
         for u in summary["unmeasurable"]:  # nobody reads these numbers as measured
             tags[f"unmeasurable/{u['metric']}"] = u["reason"][:4000]
-        summary["run"]["mlflow_run_id"] = log_run(cfg, cfg.run_name, tags, summary, out_dir)
+        tracker.log_results(tags, summary, out_dir)
         summary["run"]["operating_point_export"] = log_export(
             summary["run"]["mlflow_run_id"], doc, out_dir / "operating_point.json", register_as=cfg.policy.get("register_as"),
             alias=cfg.policy.get("register_alias") or "candidate",
             allow_not_deployable=bool(cfg.policy.get("register_not_deployable", False)))
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+        tracker.log_artifacts(out_dir)  # summary.json as written above: the artifact and the file are the same bytes
     print_summary(summary, out_dir)
     return summary
 

@@ -5,8 +5,8 @@ Enabled by the ``hydra/callbacks=mlflow_sweep`` config (``conf/hydra/callbacks/m
 * ``on_multirun_start`` (in the launching process) creates the parent run (tags ``harness.sweep=parent``, the
   sweep directory and the sweep's overrides) and writes ``<sweep dir>/mlflow_sweep.json`` with its id.
 * each job (any launcher: basic, joblib processes, SLURM via submitit on a shared filesystem) finds that file
-  above its output directory; :func:`harness.tracking.log_run` then starts the job's run with
-  ``parent_run_id`` (MLflow's ``mlflow.parentRunId`` tag) and tags ``harness.sweep=child``,
+  above its output directory; :func:`harness.tracking.tracked_run` then starts the job's run, when the job starts,
+  with ``parent_run_id`` (MLflow's ``mlflow.parentRunId`` tag) and tags ``harness.sweep=child``,
   ``sweep.overrides`` (the job's overrides, from ``.hydra/overrides.yaml``) and ``sweep.job``.
 * ``on_multirun_end`` reads the children back from MLflow and logs the comparison (:mod:`harness.report.compare`)
   to the parent, also writing it into the sweep directory, then ends the parent run. If the sweep dies

@@ -285,3 +285,11 @@ def test_report_option_without_plus_and_verification_only_preset_still_run(score
     r = _cli(scored_tmp, "experiment=faceapi_bbt", "tracking=none", "runtime.progress=false", "report.gallery_k=0")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "t_pad=None" in r.stdout and "t_match=None" not in r.stdout
+
+
+def test_a_required_key_declared_as_missing_can_be_set_on_the_command_line():
+    """README's own example: `dataset=csv dataset.csv=/data/kyc/manifest.csv` (dataset.csv is ??? until set)."""
+    from harness.config_schema import check_overrides
+    from harness.paths import REPO_ROOT
+
+    check_overrides(["dataset=csv", "dataset.csv=/data/kyc/manifest.csv"], str(REPO_ROOT / "conf"))  # no error

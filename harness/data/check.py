@@ -42,6 +42,8 @@ def decode_check(df: pd.DataFrame, images: bool = False) -> list[Problem]:
     from harness.faces.decode import DecodeError, decode_image
 
     out = []
+    if "reject_code" in df.columns:  # rows set aside (outside the root, missing, duplicate...) are never opened
+        df = df[df["reject_code"].astype(str) == ""]
     vids = df[(df["frame"] >= 0) & (df.get("video_frames", 1) != 0)]
     for path, g in vids.groupby("path", sort=True):
         idx = sorted({int(g["frame"].min()), int(g["frame"].max())})

@@ -11,8 +11,16 @@ problems are in ``manifest.attrs["problems"]``; ``python -m harness.data.check``
 Containment: every sample path must resolve (symlinks followed) inside the dataset root, checked by
 :func:`inside_root` before the file is looked at. A path that escapes it (``../../etc/hostname``, an absolute
 path elsewhere, a symlink pointing out of the root) is a problem of kind ``outside_root`` naming the path as
-given, and the row is dropped: it is never opened, probed, hashed or scored, and it appears in no run output as
-a sample. The dataset config opts out with ``allow_outside_root: true`` (default false).
+given; its row stays in the manifest as a rejected sample (see below) with an empty ``path``, so it is never
+opened, probed, hashed or scored, and the run's accounting counts it without naming the outside path. The dataset
+config opts out with ``allow_outside_root: true`` (default false).
+
+Rows set aside: a row that can be set aside without refusing the dataset (``outside_root``, ``duplicate_row``,
+``missing``, ``is_directory``, ``special_file``, an unreadable or empty video) keeps its manifest row with
+``reject_code`` (a key of :data:`~harness.faces.decode.REJECT_CODES`) and ``reject_reason`` (one line naming the
+row or file); the scoring engines mark such rows ``rejected`` without opening them. Good rows have ``""`` in both.
+With ``on_problem: error`` the load still stops with the list; with ``warn`` it goes on. When every row is set
+aside the load stops either way (nothing to score).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import pandas as pd
 
 from harness.data.sample import LABELS, ManifestError, validate_manifest
 from harness.data.video import FrameSampling, is_video, probe_video
-from harness.faces.decode import DecodeError
+from harness.faces.decode import DecodeError, file_problem, reject_code
 from harness.paths import DataMissingError
 
 ON_PROBLEM = ("error", "warn")
@@ -34,6 +42,23 @@ ON_PROBLEM = ("error", "warn")
 META_COLUMNS = ("device", "session", "lighting", "scenario", "attack_type")
 #: Columns describing video samples.
 VIDEO_COLUMNS = ("video", "video_frames", "fps")
+#: Manifest columns of a row set aside when the manifest is built ("" for good rows); see the module docstring.
+REJECT_COLUMNS = ("reject_code", "reject_reason")
+#: Problem kinds (``Problem.kind``) a manifest load records; the per-sample codes are ``REJECT_CODES``.
+PROBLEM_KINDS: dict[str, str] = {
+    "missing_file": "a listed file (or a folder the protocol needs) does not exist; its row is rejected as missing",
+    "is_directory": "a listed sample path is a directory",
+    "special_file": "a listed sample path is a FIFO, socket or device (never opened)",
+    "unreadable_video": "a video that cannot be probed (rejected as unreadable_video or empty_video)",
+    "duplicate_row": "a sample listed twice; the later row is rejected as duplicate_row",
+    "outside_root": "a sample path resolving outside the dataset root (never opened)",
+    "empty_class": "a split with no bona fide or no attack samples",
+    "subject_leak": "a subject in two splits of a subject-disjoint protocol",
+    "unparsed_name": "a file name the adapter cannot parse",
+    "protocol_mismatch": "a protocol file disagrees with the files found",
+    "unexpected_entry": "a file or folder where the layout has none",
+    "unreadable_image": "(python -m harness.data.check --decode-images) a still image that does not decode",
+}
 
 
 class LayoutError(DataMissingError):
@@ -50,7 +75,7 @@ class DatasetProblemsError(ManifestError):
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing_file | unreadable_video | empty_class | subject_leak | unparsed_name | protocol_mismatch | unexpected_entry | outside_root
+    kind: str  # a key of PROBLEM_KINDS
     message: str
     paths: tuple[str, ...] = ()
 
@@ -108,12 +133,74 @@ def settle_problems(df: pd.DataFrame, problems: list[Problem], on_problem: str, 
     df.attrs["problems"] = [p.as_dict() for p in problems]
     if problems:
         msg = (f"{what}: {len(problems)} problem(s):\n{format_problems(problems)}\n"
-               f"(python -m harness.data.check lists them all; dataset.on_problem=warn keeps going, with missing "
-               f"or unreadable files counted as rejected samples and paths outside the root left out)")
+               f"(python -m harness.data.check lists them all; dataset.on_problem=warn keeps going, with missing, "
+               f"duplicate, unreadable or outside-the-root rows counted as rejected samples, never opened)")
         if on_problem == "error":
             raise DatasetProblemsError(msg, list(problems))
         warnings.warn(msg, stacklevel=3)
     return df
+
+
+def clean_relative(rel: str) -> bool:
+    """Whether ``rel`` is a plain relative path (no ``..``, not absolute): safe to show as a sample's name."""
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts and "\0" not in rel
+
+
+def with_reject_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with :data:`REJECT_COLUMNS` present and filled (``""`` = a good row)."""
+    for c in REJECT_COLUMNS:
+        df[c] = df[c].fillna("").astype(str) if c in df.columns else ""
+    return df
+
+
+def set_aside_duplicates(df: pd.DataFrame, problems: list[Problem], lines: list[int] | None = None,
+                         file_name: str = "") -> pd.DataFrame:
+    """Reject every later row that repeats a sample (the same ``sample_id``, or the same file and frame) as
+    ``duplicate_row``, with a unique ``sample_id`` (``<id>@line<n>`` or ``<id>@dup<k>``); the first row is used.
+    ``lines``: each row's line in ``file_name`` (a CSV), for the messages. Appends one problem per duplicate."""
+    df = with_reject_columns(df)
+    first_id: dict[str, int] = {}
+    first_pf: dict[tuple[str, int], int] = {}
+    ids = [str(x) for x in df["sample_id"]]
+    taken = set(ids)
+    paths, frames = [str(x) for x in df["path"]], [int(x) for x in df["frame"]]
+    for i, sid in enumerate(ids):
+        pf = (paths[i], frames[i]) if paths[i] else None
+        j = first_id.get(sid)
+        if j is None and pf is not None:
+            j = first_pf.get(pf)
+        if j is None:
+            first_id[sid] = i
+            if pf is not None:
+                first_pf[pf] = i
+            continue
+        differ = [c for c in ("subject", "label", "species", "split") if c in df.columns
+                  and str(df[c].iat[i]) != str(df[c].iat[j])]
+        also = f" with a different {'/'.join(differ)}" if differ else ""
+        if lines is not None:
+            where, first = f"{file_name} line {lines[i]}", f"line {lines[j]}"
+            new = f"{sid}@line{lines[i]}"
+        else:
+            where, first = f"{sid}", "an earlier row"
+            k = 1
+            while f"{sid}@dup{k}" in taken:
+                k += 1
+            new = f"{sid}@dup{k}"
+        taken.add(new)
+        msg = f"{where}: repeats {first} ({ids[j]}){also}; set aside as duplicate_row, the first row is used"
+        problems.append(Problem("duplicate_row", msg, (ids[j],)))
+        df.iat[i, df.columns.get_loc("sample_id")] = new
+        df.iat[i, df.columns.get_loc("reject_code")] = "duplicate_row"
+        df.iat[i, df.columns.get_loc("reject_reason")] = msg
+    return df
+
+
+def require_usable(df: pd.DataFrame, problems: list[Problem], what: str) -> None:
+    """Stop (whatever ``on_problem`` says) when every row was set aside: nothing is left to score."""
+    if len(df) and "reject_code" in df.columns and (df["reject_code"] != "").all():
+        raise DatasetProblemsError(f"{what}: no usable samples: all {len(df)} row(s) were set aside; "
+                                   f"{len(problems)} problem(s):\n{format_problems(problems)}", list(problems))
 
 
 def read_text_lines(path: Path) -> list[str]:
@@ -207,37 +294,48 @@ class ManifestBuilder:
         """Add one file (a still image, or a video expanded to its sampled frames). Returns the rows added.
 
         A path that resolves outside the root (symlinks followed) is recorded as an ``outside_root`` problem and
-        not added (0 rows), before anything looks at the file, unless ``allow_outside_root``."""
+        kept as one rejected row with an empty path (named by its relative path when that is a plain name inside
+        the root, else ``outside_root:<n>``), before anything looks at the file, unless ``allow_outside_root``. A
+        missing file, a directory, a FIFO/device and a video that does not probe are kept as one rejected row
+        with their code (module docstring)."""
         path = Path(path)
         rel = self.rel(path)
-        if not self.allow_outside_root and not inside_root(path, self.root):
-            self.problem("outside_root", f"{rel} (subject {subject}, {label}, split {split}) resolves outside the "
-                                         f"dataset root {self.root}; left out, not read (dataset.allow_outside_root="
-                                         f"true admits it)", rel)
-            return 0
         base = dict(subject=str(subject), label=label, species=species, split=str(split))
         for c in META_COLUMNS:
             v = meta.pop(c, None)
             base[c] = "" if v is None else str(v)
         base.update(meta)
-        if not is_video(path):
-            if not path.is_file():
-                self.problem("missing_file", f"{path} (subject {subject}, {label}, split {split})", path)
-            self.rows.append(dict(sample_id=rel, path=os.path.abspath(path), frame=-1, video="", video_frames=0,
-                                  fps=0.0, **base))
+        if not self.allow_outside_root and not inside_root(path, self.root):
+            self.problem("outside_root", f"{rel} (subject {subject}, {label}, split {split}) resolves outside the "
+                                         f"dataset root {self.root}; set aside, not read (dataset.allow_outside_root="
+                                         f"true admits it)", rel)
+            n = sum(p.kind == "outside_root" for p in self.problems)
+            sid = rel if clean_relative(rel) else f"outside_root:{n}"
+            self.rows.append(dict(sample_id=sid, path="", frame=-1, video="", video_frames=0, fps=0.0, **base,
+                                  reject_code="outside_root",
+                                  reject_reason=f"{sid}: resolves outside the dataset root; not read"))
             return 1
-        if not path.is_file():
-            self.problem("missing_file", f"{path} (subject {subject}, {label}, split {split})", path)
-            info = None
-        else:
+        bad = file_problem(path)
+        if bad is not None:
+            kind = "missing_file" if bad[0] == "missing" else bad[0]
+            self.problem(kind, f"{path} (subject {subject}, {label}, split {split})" + (
+                "" if bad[0] == "missing" else f": {bad[1]}"), path)
+        if not is_video(path):
+            self.rows.append(dict(sample_id=rel, path=os.path.abspath(path), frame=-1, video="", video_frames=0,
+                                  fps=0.0, **base, reject_code=bad[0] if bad else "",
+                                  reject_reason=f"{bad[1]}: {path}" if bad else ""))
+            return 1
+        info = None
+        if bad is None:
             try:
                 info = probe_video(path)
             except DecodeError as e:
                 self.problem("unreadable_video", str(e), path)
-                info = None
-        if info is None:  # keep it, as one row the engine will reject with the reason
+                bad = (reject_code(e), str(e))
+        if info is None:  # keep it, as one row rejected with the reason (never decoded again)
             self.rows.append(dict(sample_id=f"{rel}#0", path=os.path.abspath(path), frame=0, video=rel, video_frames=0,
-                                  fps=0.0, **base))
+                                  fps=0.0, **base, reject_code=bad[0],
+                                  reject_reason=bad[1] if str(path) in bad[1] else f"{bad[1]}: {path}"))
             return 1
         idx = (sampling or self.frames).indices(info.frames)
         for i in idx:
@@ -253,16 +351,14 @@ class ManifestBuilder:
 
         if on_problem not in ON_PROBLEM:
             raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
-        if not self.rows and any(p.kind == "outside_root" for p in self.problems):
-            raise DatasetProblemsError(  # every sample was left out: nothing to keep going with
-                f"{self.dataset} at {self.root}: no samples inside the dataset root; {len(self.problems)} problem(s):\n"
-                f"{format_problems(self.problems)}", list(self.problems))
         if not self.rows:
             raise LayoutError(
                 f"{self.dataset}: no samples found under {self.root}; is this the database's root folder? "
                 f"{self.how_to_obtain}")
         df = pd.DataFrame(self.rows)
-        for c in (*META_COLUMNS, "video"):
+        df = set_aside_duplicates(df, self.problems)
+        require_usable(df, self.problems, f"{self.dataset} at {self.root}")
+        for c in (*META_COLUMNS, "video", *REJECT_COLUMNS):
             df[c] = df[c].fillna("").astype(str)
         extra = [c for c in df.columns if c not in (*META_COLUMNS, "video", "video_frames", "fps", "frame")]
         for c in extra:

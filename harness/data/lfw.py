@@ -103,7 +103,7 @@ def load_lfw(root: str, pairs: str = "pairs.txt", images: str | None = None, on_
             if key not in seen:
                 added = b.add(path, subject=f"lfw_{name}", label="bona_fide", species="none", split=r.fold,
                               person=name, image_no=num)
-                # an image left out (outside the root) keeps its would-be id: its pairs name no manifest row
+                # an image outside the root is a rejected row (outside_root): its pairs name a row never scored
                 seen[key] = (b.rows[-1]["sample_id"] if added else b.rel(path), r.fold)
             elif seen[key][1] != r.fold:
                 b.problem("subject_leak", f"image {path} is paired in {seen[key][1]} and {r.fold} of {pf}", path)

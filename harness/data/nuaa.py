@@ -5,8 +5,9 @@ Reads ``labels.csv`` (or another list such as ``ci_smoke.csv``) when present, el
 ``*_train_raw.txt`` / ``*_test_raw.txt`` lists. File names: ``ID_glasses_pos_session_picNo.jpg``.
 
 Every sample path (a CSV row or a list line) must resolve inside ``root``, symlinks followed; one that escapes it is
-an ``outside_root`` problem and is left out unread (``on_problem``: ``error`` stops, ``warn`` keeps going;
-``allow_outside_root: true`` admits such paths).
+an ``outside_root`` problem and its row is kept as a rejected sample, unread (``on_problem``: ``error`` stops,
+``warn`` keeps going; ``allow_outside_root: true`` admits such paths). Duplicate entries are set aside the same way
+(``harness.data.common``); a listed file that is absent is rejected as ``missing`` when the run reads it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.data.common import Problem, config_flag, inside_root, settle_problems
+from harness.data.common import (Problem, config_flag, inside_root, require_usable, set_aside_duplicates,
+                                 settle_problems)
 from harness.data.csv_manifest import read_csv_manifest
 from harness.data.registry import register_dataset
 from harness.data.sample import validate_manifest
@@ -46,8 +48,14 @@ def _from_official_lists(root: Path, allow_outside_root: bool = False, on_proble
                     continue
                 if not allow_outside_root and not inside_root(folder / rel, root):
                     problems.append(Problem("outside_root", f"{lst.name}: {rel!r} resolves outside the dataset root "
-                                                            f"{root}; left out, not read (dataset.allow_outside_root="
+                                                            f"{root}; set aside, not read (dataset.allow_outside_root="
                                                             f"true admits it)", (rel,)))
+                    n = sum(p.kind == "outside_root" for p in problems)
+                    rows.append(dict(sample_id=f"{lst.name}:outside_root:{n}", path="", frame=-1,
+                                     subject=f"nuaa_{rel.split('/')[0]}", label=label, species=species, split=split,
+                                     glasses="unknown", pos_code="", session="", frame_no=-1,
+                                     reject_code="outside_root",
+                                     reject_reason=f"{lst.name}: an entry resolves outside the dataset root; not read"))
                     continue
                 codes = Path(rel).stem.split("_")
                 meta = dict(glasses="unknown", pos_code="", session="", frame_no=-1)
@@ -55,13 +63,14 @@ def _from_official_lists(root: Path, allow_outside_root: bool = False, on_proble
                     _, glasses, pos, session, pic = codes
                     meta = dict(glasses="with_glasses" if glasses == "00" else "no_glasses", pos_code=pos,
                                 session=session, frame_no=int(pic))
-                rows.append(dict(
-                    sample_id=f"{folder.name}/{rel}", path=str(folder / rel), frame=-1,
+                rows.append(dict(  # a listed file that is absent is rejected (missing) when scored: the shared
+                    sample_id=f"{folder.name}/{rel}", path=str(folder / rel), frame=-1,  # copy is a subset
                     subject=f"nuaa_{rel.split('/')[0]}", label=label, species=species, split=split, **meta,
+                    reject_code="", reject_reason="",
                 ))
-    if not rows and problems:  # every line was left out: nothing to keep going with
-        return settle_problems(pd.DataFrame(rows), problems, "error", f"NUAA at {root}")
-    return settle_problems(validate_manifest(pd.DataFrame(rows), source=str(root)), problems, on_problem, f"NUAA at {root}")
+    df = set_aside_duplicates(pd.DataFrame(rows), problems)
+    require_usable(df, problems, f"NUAA at {root}")
+    return settle_problems(validate_manifest(df, source=str(root)), problems, on_problem, f"NUAA at {root}")
 
 
 @register_dataset("nuaa")
@@ -78,7 +87,9 @@ def load_nuaa(root: str, list: str | None = "labels.csv", allow_outside_root: bo
         if csv.is_file():
             df = read_csv_manifest(csv, how_to_obtain=HOW_TO_OBTAIN, root=root_p, allow_outside_root=allow_outside_root,
                                    on_problem=on_problem)
-            df["sample_id"] = [Path(os.path.relpath(p, root_p.resolve())).as_posix() for p in df["path"]]
+            good = df["reject_code"] == ""  # rows set aside keep their own names (no path to derive one from)
+            df.loc[good, "sample_id"] = [Path(os.path.relpath(p, root_p.resolve())).as_posix()
+                                         for p in df.loc[good, "path"]]
             return df
         if list != "labels.csv":
             raise DataMissingError(f"NUAA list {csv} not found. {HOW_TO_OBTAIN}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.faces.decode import DecodeError
+from harness.faces.decode import DEFAULT_MAX_PIXELS, DecodeError, file_problem
 
 #: File extensions treated as video (case-insensitive).
 VIDEO_EXTENSIONS = frozenset({".avi", ".mov", ".mp4", ".m4v", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg",
@@ -44,6 +44,13 @@ def is_video(path: str | Path) -> bool:
 
 def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _file_size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None  # let the open say what is wrong
 
 
 def _av():
@@ -177,9 +184,10 @@ class VideoReader:
             with self._open() as c:
                 vs = c.streams.video
                 if not vs:
-                    raise DecodeError(f"unreadable video {self.path}: no video stream")
+                    raise DecodeError(f"empty video {self.path}: no video stream", "empty_video")
                 st = vs[0]
                 self.codec = st.codec_context.name
+                self.coded_size = (int(st.codec_context.width or 0), int(st.codec_context.height or 0))
                 self.time_base = st.time_base
                 rate = st.average_rate or st.guessed_rate or st.base_rate
                 pts, keys = [], []
@@ -198,11 +206,11 @@ class VideoReader:
         except DecodeError:
             raise
         except av.FFmpegError as e:
-            raise DecodeError(f"unreadable video {self.path}: {e}") from e
+            raise DecodeError(f"unreadable video {self.path}: {e}", "unreadable_video") from e
         except _errors() as e:
-            raise DecodeError(f"unreadable video {self.path}: {type(e).__name__}: {e}") from e
+            raise DecodeError(f"unreadable video {self.path}: {type(e).__name__}: {e}", "unreadable_video") from e
         if not pts:
-            raise DecodeError(f"unreadable video {self.path}: no video frames")
+            raise DecodeError(f"empty video {self.path}: no video frames", "empty_video")
         self.n_frames = len(pts)
         self.has_pts = all(t is not None for t in pts) and len(set(pts)) == len(pts)
         self._pts = sorted(pts) if self.has_pts else []
@@ -215,12 +223,14 @@ class VideoReader:
     def _open(self):
         av = _av()
         src = io.BytesIO(self._source) if isinstance(self._source, (bytes, bytearray, memoryview)) else str(self._source)
+        if (_file_size(src) if isinstance(src, str) else len(self._source)) == 0:
+            raise DecodeError(f"empty video {self.path}: the file has 0 bytes", "empty_video")
         try:
             return av.open(src, mode="r", metadata_errors="ignore")
         except av.FFmpegError as e:
-            raise DecodeError(f"unreadable video {self.path}: {e}") from e
+            raise DecodeError(f"unreadable video {self.path}: {e}", "unreadable_video") from e
         except _errors() as e:
-            raise DecodeError(f"unreadable video {self.path}: {type(e).__name__}: {e}") from e
+            raise DecodeError(f"unreadable video {self.path}: {type(e).__name__}: {e}", "unreadable_video") from e
 
     def close(self) -> None:
         if self._container is not None:
@@ -267,7 +277,8 @@ class VideoReader:
         """Frame ``index`` (presentation order) as RGB uint8 (H, W, 3), upright."""
         index = int(index)
         if not 0 <= index < self.n_frames:
-            raise DecodeError(f"video {self.path}: frame {index} out of range (the file has {self.n_frames} frames)")
+            raise DecodeError(f"video {self.path}: frame {index} out of range (the file has {self.n_frames} frames)",
+                              "frame_out_of_range")
         av = _av()
         try:
             return self._frame(index)
@@ -276,10 +287,11 @@ class VideoReader:
             raise
         except av.FFmpegError as e:
             self.close()
-            raise DecodeError(f"unreadable video {self.path} at frame {index}: {e}") from e
+            raise DecodeError(f"unreadable video {self.path} at frame {index}: {e}", "unreadable_video") from e
         except _errors() as e:
             self.close()
-            raise DecodeError(f"unreadable video {self.path} at frame {index}: {type(e).__name__}: {e}") from e
+            raise DecodeError(f"unreadable video {self.path} at frame {index}: {type(e).__name__}: {e}",
+                              "unreadable_video") from e
 
     def _frame(self, index: int) -> np.ndarray:
         if not self.has_pts:
@@ -291,7 +303,7 @@ class VideoReader:
                 if i == index:
                     return self._emit(fr)
             raise DecodeError(f"video {self.path}: frame {index} could not be decoded (the decoder stopped after "
-                              f"{self._next} of {self.n_frames} frames)")
+                              f"{self._next} of {self.n_frames} frames)", "unreadable_video")
         target = self._pts[index]
         if self._frames_iter is None or self._next is None or index < self._next or (
                 index > self._next and self._keyframe_between(self._next, index)):
@@ -313,13 +325,13 @@ class VideoReader:
             if i == index or t >= target:
                 return self._emit(fr)
         raise DecodeError(f"video {self.path}: frame {index} could not be decoded (the decoder stopped at frame "
-                          f"{last} of {self.n_frames})")
+                          f"{last} of {self.n_frames})", "unreadable_video")
 
     def _emit(self, fr) -> np.ndarray:
         self._rotation_seen = _cw_rotation(fr)
         arr = _to_rgb(fr)
         if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 8:
-            raise DecodeError(f"unusable video frame {self.path}: shape {arr.shape}")
+            raise DecodeError(f"unusable video frame {self.path}: shape {arr.shape}", "too_small")
         return arr
 
     def frames(self, indices) -> list[np.ndarray]:
@@ -338,10 +350,13 @@ def probe_video(path: str | Path) -> VideoInfo:
     Raises :class:`DecodeError` naming the path for a missing or unreadable file. Cached by (path, size, mtime).
     """
     p = Path(path)
+    bad = file_problem(p)  # stat only: a directory or FIFO is never opened
+    if bad is not None:
+        raise DecodeError(f"{bad[1]}: {p}", bad[0])
     try:
         st = p.stat()
     except OSError as e:
-        raise DecodeError(f"missing file: {p}") from e
+        raise DecodeError(f"missing file: {p}", "missing") from e
     key = (str(p), st.st_size, st.st_mtime_ns)
     hit = _PROBE_CACHE.get(key)
     if hit is not None:
@@ -379,11 +394,12 @@ def _fingerprint(data: bytes) -> tuple:
     return n, head, tail
 
 
-def decode_frame(data: bytes, path: str, frame: int) -> np.ndarray:
+def decode_frame(data: bytes, path: str, frame: int, max_pixels: int | None = None) -> np.ndarray:
     """Frame ``frame`` of the video whose file bytes are ``data`` -> RGB uint8 (H, W, 3), upright.
 
     Called by :func:`harness.faces.decode.decode_sample` for manifest rows with ``frame >= 0``. Raises
-    :class:`DecodeError` naming ``path`` when the file does not decode or has no such frame.
+    :class:`DecodeError` naming ``path`` when the file does not decode or has no such frame, or when its frames
+    have more pixels than ``max_pixels`` (None: the default cap; 0: none), checked before any frame is decoded.
     """
     key = (str(path), *_fingerprint(data))
     with _LOCK:
@@ -395,6 +411,11 @@ def decode_frame(data: bytes, path: str, frame: int) -> np.ndarray:
                 _READERS.popitem(last=False)[1].close()
         else:
             _READERS.move_to_end(key)
+        cap = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        w, h = getattr(reader, "coded_size", (0, 0))
+        if cap > 0 and w * h > cap:
+            raise DecodeError(f"pixels over cap: {path}: video frames of {w}x{h} = {w * h / 1e6:.1f} MP exceed "
+                              f"runtime.max_pixels={cap}; not decoded", "pixels_over_cap")
         return reader.frame(int(frame))
 
 

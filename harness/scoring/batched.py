@@ -47,12 +47,14 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.faces.align import warp_to_template
-from harness.faces.decode import DecodeError, content_hash, decode_image, decode_sample, read_bytes
+from harness.faces.decode import (DEFAULT_MAX_PIXELS, DecodeError, content_hash, decode_image, decode_note,
+                                  decode_sample, read_bytes, reject_code)
 from harness.faces.detect import Detection
 from harness.faces.warp import (align_batch, crop_resize_batch, crop_resize_fixed, roi_area_resize, similarity_batch,
                                 summed_area, to_uint8)
 from harness.scoring.cache import ScoreCache, cache_key
-from harness.scoring.engine import ScoreTable, apply_detections, collect_outputs, finish_table
+from harness.scoring.engine import (ScoreTable, apply_detections, collect_outputs, decode_stage_suffix, finish_table,
+                                    manifest_rejections)
 
 log = logging.getLogger("harness.scoring")
 
@@ -63,15 +65,22 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 # ----------------------------------------------------------------------------------------------------------------
 # Read / hash / probe / decode (runs in DataLoader workers)
 # ----------------------------------------------------------------------------------------------------------------
-def _plain_jpeg(data: bytes) -> bool:
-    """A JPEG that torchvision decodes exactly like the Pillow path: YCbCr/grey, no EXIF rotation."""
+def _plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
+    """A JPEG that torchvision decodes exactly like the Pillow path: YCbCr/grey, no EXIF rotation, within the pixel
+    cap (a larger one goes to Pillow, which refuses or reduces it)."""
     if not data.startswith(_JPEG_MAGIC):
         return False
     try:
         from PIL import Image
 
-        with Image.open(io.BytesIO(data)) as im:  # header only
+        cap = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))  # header only
+        with im:
             if im.format != "JPEG" or im.mode not in ("RGB", "L"):
+                return False
+            if cap > 0 and im.size[0] * im.size[1] > cap:
                 return False
             return int(im.getexif().get(0x0112, 1) or 1) == 1
     except Exception:  # noqa: BLE001 - let the full decode report the problem
@@ -93,8 +102,11 @@ def _check_shape(img: torch.Tensor) -> bool:
 class _ChunkSource(torch.utils.data.Dataset):
     """Item ``c`` = chunk ``c`` of the manifest, read, hashed, probed against the cache and decoded."""
 
-    def __init__(self, paths, frames, chunk_size: int, stage_ids: tuple[str, str, str], cache_path, gpu_jpeg: bool):
+    def __init__(self, paths, frames, chunk_size: int, stage_ids: tuple[str, str, str], cache_path, gpu_jpeg: bool,
+                 max_pixels: int | None = None, skip=()):
         self.paths, self.frames = list(paths), [int(f) for f in frames]
+        self.max_pixels = max_pixels
+        self.skip = frozenset(int(i) for i in skip)  # rows the manifest set aside: never opened
         self.chunk_size = int(chunk_size)
         self.stage_ids = stage_ids
         self.cache_path = str(cache_path) if cache_path else None
@@ -126,19 +138,22 @@ class _ChunkSource(torch.utils.data.Dataset):
         idx = list(range(c * self.chunk_size, min(len(self.paths), (c + 1) * self.chunk_size)))
         det_id, emb_id, pad_id = self.stage_ids
         hashes: dict[int, str] = {}
-        read_err: dict[int, str] = {}
+        read_err: dict[int, tuple[str, str]] = {}  # row -> (code, reason)
         blobs: dict[int, bytes] = {}
-        by_path: dict[str, tuple[bytes, str] | str] = {}  # video frames share one read + hash
+        notes: dict[int, str] = {}
+        by_path: dict[str, tuple[bytes, str] | tuple[str, str]] = {}  # video frames share one read + hash
         for i in idx:
+            if i in self.skip:
+                continue
             p = self.paths[i]
             if p not in by_path:
                 try:
                     data = read_bytes(p)
                     by_path[p] = (data, content_hash(data))
                 except DecodeError as e:
-                    by_path[p] = str(e)
+                    by_path[p] = (reject_code(e), str(e))
             got = by_path[p]
-            if isinstance(got, str):
+            if isinstance(got[0], str):
                 read_err[i] = got
             else:
                 blobs[i], hashes[i] = got
@@ -147,15 +162,17 @@ class _ChunkSource(torch.utils.data.Dataset):
         hit = self._probe([k for ks in keys.values() for k in ks])
         groups: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
         jpeg_idx, jpeg_blobs = [], []
-        dec_err: dict[int, str] = {}
+        dec_err: dict[int, tuple[str, str]] = {}  # row -> (code, reason)
         for i in hashes:
             kd, ke, kp = keys[i]
-            if kd in hit and (np.isnan(hit[kd][0]) or (ke in hit and kp in hit)):
-                continue  # nothing left to compute for this sample
             data = blobs[i]
+            if kd in hit and (np.isnan(hit[kd][0]) or (ke in hit and kp in hit)):
+                if self.frames[i] < 0 and (note := decode_note(data, self.paths[i], self.max_pixels)):
+                    notes[i] = note
+                continue  # nothing left to compute for this sample
             try:
                 img = None
-                if self.frames[i] < 0 and _plain_jpeg(data):
+                if self.frames[i] < 0 and _plain_jpeg(data, self.max_pixels):
                     if self.gpu_jpeg:
                         jpeg_idx.append(i)
                         jpeg_blobs.append(data)
@@ -167,16 +184,19 @@ class _ChunkSource(torch.utils.data.Dataset):
                     if img is not None and not _check_shape(img):
                         img = None
                 if img is None:
-                    arr = decode_sample(data, self.paths[i], self.frames[i])
+                    note: list[str] = []
+                    arr = decode_sample(data, self.paths[i], self.frames[i], max_pixels=self.max_pixels, notes=note)
                     img = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1)
+                    if note:
+                        notes[i] = "; ".join(note)
             except DecodeError as e:
-                dec_err[i] = str(e)
+                dec_err[i] = (reject_code(e), str(e))
                 continue
             g = groups.setdefault((int(img.shape[1]), int(img.shape[2])), ([], []))
             g[0].append(i)
             g[1].append(img)
         out = {
-            "idx": idx, "hash": hashes, "read_err": read_err, "dec_err": dec_err,
+            "idx": idx, "hash": hashes, "read_err": read_err, "dec_err": dec_err, "notes": notes,
             "groups": {hw: (rows, torch.stack(ims).contiguous()) for hw, (rows, ims) in groups.items()},
             "jpeg_idx": jpeg_idx,
         }
@@ -516,6 +536,7 @@ def score_manifest_batched(
     pad_crop: str = "fixed",
     nms: str = "auto",
     profile: dict | None = None,
+    max_pixels: int | None = None,
 ) -> ScoreTable:
     """Score every manifest row: the contract of :func:`harness.scoring.engine.score_manifest`.
 
@@ -527,7 +548,9 @@ def score_manifest_batched(
     ``"grid_sample"`` (float warp, within one grey level); ``nms``: MTCNN's P/R-Net NMS, ``"torchvision"``
     (facenet-pytorch's) or ``"triton"`` (:func:`batched_nms_per_image`, CUDA; ``"auto"``: Triton on CUDA when
     importable; on an H100 at detect batch 256: MTCNN 3,560 vs 2,530 img/s, end to end within run-to-run noise);
-    ``profile``: a dict to fill with seconds per stage, counts and batch-size back-off events.
+    ``profile``: a dict to fill with seconds per stage, counts and batch-size back-off events; ``max_pixels``: the
+    decode pixel cap (None: the default; applied in the workers, before any pixel is decoded). Rows the manifest
+    set aside (``reject_code``) are rejected without being opened.
     """
     t_start = time.perf_counter()
     if pad_crop not in ("fixed", "grid_sample"):
@@ -544,11 +567,16 @@ def score_manifest_batched(
     timer = _Timer(profile, dev)
     status = np.array(["scored"] * n, dtype=object)
     reason = np.array([""] * n, dtype=object)
+    code = np.array([""] * n, dtype=object)
+    notes: dict[int, str] = {}
+    pre = manifest_rejections(manifest)
+    for i, (c, why) in pre.items():
+        status[i], code[i], reason[i] = "rejected", c, why
     det_arr = np.full((n, 16), np.nan)
     pad_score = np.full(n, np.nan)
     emb = np.full((n, embedder.dim), np.nan, dtype=np.float32)
     stats = {f"{stage}_{k}": 0 for stage in ("detect", "embed", "pad") for k in ("computed", "cached")}
-    det_id, emb_id, pad_id = detector.detector_id, embedder.model_id, pad.model_id
+    det_id, emb_id, pad_id = detector.detector_id + decode_stage_suffix(max_pixels), embedder.model_id, pad.model_id
     if gpu_decode:  # nvjpeg pixels differ from Pillow's (up to ~40 grey levels): never share cache entries
         det_id += "+nvjpeg"
     mtcnn = getattr(detector, "mtcnn", None)
@@ -562,7 +590,8 @@ def score_manifest_batched(
 
     paths = [str(p) for p in manifest["path"]]
     frames = [int(f) for f in manifest["frame"]]
-    source = _ChunkSource(paths, frames, chunk_size, (det_id, emb_id, pad_id), cache.path, gpu_decode)
+    source = _ChunkSource(paths, frames, chunk_size, (det_id, emb_id, pad_id), cache.path, gpu_decode,
+                          max_pixels=max_pixels, skip=pre)
     loader = torch.utils.data.DataLoader(
         source, batch_size=None, shuffle=False, num_workers=int(workers), collate_fn=_identity,
         pin_memory=dev.type == "cuda", prefetch_factor=int(prefetch_factor) if workers else None,
@@ -586,8 +615,9 @@ def score_manifest_batched(
                 break
         idx = chunk["idx"]
         hashes = chunk["hash"]
-        for i, e in chunk["read_err"].items():
-            status[i], reason[i] = "rejected", e
+        for i, (c, e) in chunk["read_err"].items():
+            status[i], code[i], reason[i] = "rejected", c, e
+        notes.update(chunk.get("notes", {}))
         live = [i for i in idx if i in hashes]
         k_det = {i: cache_key(hashes[i], frames[i], det_id) for i in live}
         k_emb = {i: cache_key(hashes[i], frames[i], det_id, emb_id) for i in live}
@@ -616,18 +646,21 @@ def score_manifest_batched(
                 stacks.setdefault(hw, []).append(t.to(dev, non_blocking=True))
         if chunk.get("jpeg_idx"):
             with timer("gpu_decode"):
-                _gpu_decode(chunk, paths, dev, add, chunk["dec_err"])
+                _gpu_decode(chunk, paths, dev, add, chunk["dec_err"], max_pixels)
         for i in need_image:  # the worker skipped it (cache race) or could not say: decode here
             if i not in where and i not in chunk["dec_err"]:
+                note: list[str] = []
                 try:
-                    img = decode_sample(read_bytes(paths[i]), paths[i], frames[i])
+                    img = decode_sample(read_bytes(paths[i]), paths[i], frames[i], max_pixels=max_pixels, notes=note)
                     t = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].to(dev)
                     add(i, (img.shape[0], img.shape[1]), t)
                 except DecodeError as e:
-                    chunk["dec_err"][i] = str(e)
+                    chunk["dec_err"][i] = (reject_code(e), str(e))
+                if note:
+                    notes[i] = "; ".join(note)
         for i in need_image:
             if i in chunk["dec_err"]:
-                status[i], reason[i] = "rejected", chunk["dec_err"][i]
+                status[i], (code[i], reason[i]) = "rejected", chunk["dec_err"][i]
         imgs = {hw: (lst[0] if len(lst) == 1 else torch.cat(lst)) for hw, lst in stacks.items()}
         images = [i for i in need_image if i in where and status[i] != "rejected"]
 
@@ -674,10 +707,10 @@ def score_manifest_batched(
         del imgs, stacks
 
         collect_outputs(faced, [hit[k_emb[i]] for i in faced], [hit[k_pad[i]] for i in faced],
-                        paths, status, reason, emb, pad_score)
+                        paths, status, reason, emb, pad_score, code=code)
         bar.update(len(idx))
     bar.close()
-    table = finish_table(manifest, status, reason, det_arr, pad_score, emb, stats)
+    table = finish_table(manifest, status, reason, det_arr, pad_score, emb, stats, code=code, notes=notes)
     wall = time.perf_counter() - t_start
     log.info("scored %d samples in %.1f s (%.1f img/s, batched engine on %s)", n, wall, n / max(wall, 1e-9), dev)
     if profile is not None:
@@ -688,7 +721,7 @@ def score_manifest_batched(
     return table
 
 
-def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: dict) -> None:
+def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: dict, max_pixels=None) -> None:
     """nvjpeg batch decode of the chunk's plain JPEGs; a batch failure falls back to one-by-one, then to Pillow."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -709,10 +742,10 @@ def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: 
     for i, b, img in zip(idx, blobs, decoded):
         if img is None or not _check_shape(img):
             try:  # what the simple engine does, error message included
-                arr = decode_image(b.numpy().tobytes(), paths[i])
+                arr = decode_image(b.numpy().tobytes(), paths[i], max_pixels=max_pixels)
                 img = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(dev)
             except DecodeError as e:
-                dec_err[i] = str(e)
+                dec_err[i] = (reject_code(e), str(e))
                 continue
         add(i, (int(img.shape[1]), int(img.shape[2])), img[None])
 

@@ -1,7 +1,8 @@
 """Containment: every sample path must resolve inside the dataset root (symlinks followed) unless the dataset config
-sets ``allow_outside_root: true``; a path outside it is an ``outside_root`` problem, its row is left out and the file
-is never opened. The loads that meet a FIFO run in a subprocess with a timeout and an audit hook recording every
-``open``: opening a FIFO blocks, so a regression fails on the timeout instead of hanging the suite."""
+sets ``allow_outside_root: true``; a path outside it is an ``outside_root`` problem, its row is kept as a rejected
+sample (``reject_code`` ``outside_root``, empty path, named by its CSV line) and the file is never opened. The loads
+that meet a FIFO run in a subprocess with a timeout and an audit hook recording every ``open``: opening a FIFO
+blocks, so a regression fails on the timeout instead of hanging the suite."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ with warnings.catch_warnings(record=True):
     warnings.simplefilter("always")
     df = registry.load_dataset(spec["name"], **spec["kwargs"])
 recording[0] = False
-print(json.dumps({"problems": [p.as_dict() for p in problems_of(df)],
+print(json.dumps({"problems": [p.as_dict() for p in problems_of(df)], "codes": list(df["reject_code"]),
                   "paths": list(df["path"]), "sample_ids": list(df["sample_id"]), "seen": seen}))
 """
 
@@ -137,8 +138,11 @@ def test_csv_fifo_rows_rejected_and_never_opened(fifo_db):
     assert [p["paths"] for p in probs] == [["images/evil.png"], ["../outside/fifo"]]
     assert "line 14" in probs[0]["message"] and "line 15" in probs[1]["message"]
     assert all(str(fifo) not in p["message"] for p in probs)  # the path as written, not its resolved target
-    assert len(got["paths"]) == 12 and all(inside_root(p, root) and "evil" not in p for p in got["paths"])
-    assert sorted(got["sample_ids"]) == sorted(f"images/{w}/{w}{i}.png#-1" for w in SUBJECTS for i in (1, 2, 3))
+    assert len(got["paths"]) == 14 and all(inside_root(p, root) and "evil" not in p for p in got["paths"])
+    kept = [s for s, c in zip(got["sample_ids"], got["codes"]) if not c]
+    assert sorted(kept) == sorted(f"images/{w}/{w}{i}.png#-1" for w in SUBJECTS for i in (1, 2, 3))
+    aside = [(s, c, p) for s, c, p in zip(got["sample_ids"], got["codes"], got["paths"]) if c]
+    assert aside == [("manifest.csv:line14", "outside_root", ""), ("manifest.csv:line15", "outside_root", "")]
     opened = [p for ev, p in got["seen"] if ev == "open"]
     assert str(root / "manifest.csv") in opened  # the hook does record the load's opens
     assert [p for _, p in got["seen"] if _outside(p, root)] == []
@@ -161,7 +165,10 @@ def test_csv_etc_rows_rejected(tmp_path, media):
     assert "allow_outside_root" in msg
     with pytest.warns(UserWarning, match="outside_root"):
         df = load_dataset("csv", csv=str(csv), on_problem="warn")
-    assert list(df["sample_id"]) == ["img/a.jpg#-1"] and list(df["path"]) == [str(root / "img" / "a.jpg")]
+    assert list(df["sample_id"]) == ["img/a.jpg#-1", "m.csv:line3", "m.csv:line4", "m.csv:line5"]
+    assert list(df["path"]) == [str(root / "img" / "a.jpg"), "", "", ""]  # kept as rejected rows, no path
+    assert list(df["reject_code"]) == ["", "outside_root", "outside_root", "outside_root"]
+    assert not df["reject_reason"].str.contains("etc").any()
     assert [p.kind for p in problems_of(df)] == ["outside_root"] * 3
     only_bad = root / "bad.csv"
     only_bad.write_text("path,subject,label\n/etc/passwd,s2,bona_fide\n")
@@ -215,8 +222,12 @@ def test_folder_symlinks_escaping_root_rejected_unopened(tree, tmp_path, media):
     got = _guarded_load("folder", root=str(root), on_problem="warn", frames="uniform:1")
     probs = sorted(p["paths"][0] for p in got["problems"] if p["kind"] == "outside_root")
     assert probs == ["alice/bona_fide/escape.jpg", "alice/bona_fide/pipe.mp4", "bob/attack/screen_replay", "carol"]
-    assert sorted(got["sample_ids"]) == ["alice/attack/print_photo/p.jpg", "alice/bona_fide/selfie.jpg",
-                                         "bob/attack/print_photo/p.jpg", "bob/bona_fide/selfie.jpg"]
+    assert sorted(s for s, c in zip(got["sample_ids"], got["codes"]) if not c) == [
+        "alice/attack/print_photo/p.jpg", "alice/bona_fide/selfie.jpg", "bob/attack/print_photo/p.jpg",
+        "bob/bona_fide/selfie.jpg"]
+    # the two files are kept as rejected rows (no path, never opened); the folders are not listed at all
+    assert sorted((s, c, p) for s, c, p in zip(got["sample_ids"], got["codes"], got["paths"]) if c) == [
+        ("alice/bona_fide/escape.jpg", "outside_root", ""), ("alice/bona_fide/pipe.mp4", "outside_root", "")]
     assert [p for _, p in got["seen"] if _outside(p, root)] == []  # not opened, and the outside folder not listed
     with pytest.raises(DatasetProblemsError) as e:
         load_dataset("folder", root=str(root), frames="uniform:1")
@@ -243,7 +254,8 @@ def test_nuaa_lists_and_csv_paths_escaping_root_rejected(tmp_path, media):
     assert [(p.kind, p.paths) for p in e.value.problems] == [("outside_root", ("0001/../../../secret.jpg",))]
     with pytest.warns(UserWarning, match="outside_root"):
         df = load_dataset("nuaa", root=str(root), list=None, on_problem="warn")
-    assert len(df) == 4 and not df["path"].str.contains("secret").any()
+    assert len(df) == 5 and not (df["path"] + df["sample_id"]).str.contains("secret").any()
+    assert list(df["reject_code"]).count("outside_root") == 1 and (df["reject_code"] == "").sum() == 4
     assert len(load_dataset("nuaa", root=str(root), list=None, allow_outside_root=True)) == 5
     (root / "labels.csv").write_text("path,subject,label\nClientRaw/0001/0001_00_00_01_0.jpg,nuaa_0001,bona_fide\n"
                                      "../secret.jpg,nuaa_0001,bona_fide\n")
@@ -280,10 +292,13 @@ def test_run_completes_and_never_opens_outside_rows(fifo_db, tmp_path):
     runs = sorted((tmp_path / "results" / "runs").glob("*/*"))
     assert len(runs) == 1
     summary = json.loads((runs[0] / "summary.json").read_text())
-    a = summary["accounting"]
-    assert a["input_samples"] == 12 and a["scored"] + a["fta"] + a["rejected"] == 12
-    assert summary["dataset"]["samples"] == 12
+    a = summary["accounting"]  # the 4 outside rows are counted as rejected samples, named by their CSV line
+    assert a["input_samples"] == 16 and a["scored"] + a["fta"] + a["rejected"] == 16
+    assert a["rejected_by_code"].get("outside_root") == 4 and a["rejected_at_manifest"] == 4
+    assert summary["dataset"]["samples"] == 16
     assert not any(s["sample_id"].startswith(("images/evil", "..", "/")) for s in summary["rejected_samples"])
+    outside = [s for s in summary["rejected_samples"] if s["code"] == "outside_root"]
+    assert [s["sample_id"] for s in outside] == [f"manifest.csv:line{n}" for n in (14, 15, 16, 17)]
     forbidden = [str(fifo), os.path.realpath(fifo), "evil.png", "outside/fifo", "/etc"]
     for f in sorted(runs[0].iterdir()):
         if f.suffix in (".csv", ".json", ".html"):
