@@ -617,6 +617,8 @@ class RunTracker:
         self.set_tags(tags)
         metrics = metrics_from_summary(summary["metrics"])
         metrics.update({f"counts/{k}": float(v) for k, v in summary["accounting"].items() if isinstance(v, int)})
+        metrics.update({f"counts/rejected_by_code/{c}": float(v)  # problem codes (harness.faces.decode.REJECT_CODES)
+                        for c, v in (summary["accounting"].get("rejected_by_code") or {}).items()})
         metrics.update(report_metrics(out_dir))
         ts = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, v, ts, 0) for k, v in metrics.items()])

@@ -318,7 +318,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
                  "PAD non-response (attacks)": _pct(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
                                                      or {}).get("attack"))}
                 for p_ in s["metrics"]]
-    rej = pd.DataFrame(s.get("rejected_samples") or [], columns=["sample_id", "reason"])
+    rej = pd.DataFrame(s.get("rejected_samples") or [], columns=["sample_id", "code", "reason"])
     sections.append('<section id="accounting"><h2>Failures to acquire and rejected samples</h2>'
                     f'<p>input {a.get("input_samples")}: scored {a.get("scored")}, FTA (no face) <b>{a.get("fta")}</b>, '
                     f'rejected <b>{a.get("rejected")}</b></p>{H.table(pd.DataFrame(fta_rows), "fta-table")}'
