@@ -53,6 +53,12 @@ def load_policy(name: str, overrides: list[str] | None = None, select_on: str | 
         pol[k.strip()] = _parse_value(v)
     if select_on is not None:
         pol["select_on"] = select_on
+    from harness.config_schema import ConfigError, check_policy
+
+    try:  # the same keys / types / ranges as a run checks (a misspelt --set key is refused, not ignored)
+        check_policy(pol)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
     return pol
 
 
@@ -97,8 +103,8 @@ def cmd_export(a) -> int:
     from harness.export.operating_point import build_operating_point, write_operating_point
     from harness.policy import choose_thresholds
 
+    policy = load_policy(a.policy, a.set, a.select_on)  # a bad policy key is refused before the run is read
     trials, probes, summary, config = load_run(Path(a.run_dir))
-    policy = load_policy(a.policy, a.set, a.select_on)
     if a.standards is not None:
         policy["standards"] = a.standards
     op = choose_thresholds(trials, probes, policy)

@@ -251,3 +251,10 @@ def test_cli_decide_csv_accepts_a_bom_and_names_a_bad_row_without_partial_output
     assert not list(tmp_path.glob(".out.csv.*"))
     r = _cli(*args, str(tmp_path / "missing.csv"))
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_cli_export_refuses_a_misspelt_or_bad_policy_key_before_reading_the_run(tmp_path):
+    r = _cli("export", str(tmp_path / "no-run"), "--policy", "min_cost", "--set", "revew=true")
+    assert r.returncode == 2 and "unknown config key 'policy.revew' (did you mean 'review'?)" in r.stderr
+    r = _cli("export", str(tmp_path / "no-run"), "--policy", "target_rates", "--set", "target_fmr=abc")
+    assert r.returncode == 2 and "policy.target_fmr must be a number in (0, 1)" in r.stderr
