@@ -82,7 +82,7 @@ def register_operating_point(path: str | Path, *, model_name: str, alias: str | 
            "pad_sha256": doc["models"]["pad"]["weights_sha256"], "content_sha256": doc["content_sha256"],
            "allow_not_deployable": bool(allow_not_deployable)}
     kwargs = dict(name="operating_point", python_model=str(HERE / "pyfunc_model.py"),
-                  artifacts={"operating_point": str(path)}, code_paths=[str(HERE.parent / "runtime.py")],
+                  artifacts={"operating_point": str(path)}, code_paths=[str(HERE.parent / "runtime.py"), str(HERE.parent / "opdoc.py")],
                   model_config=cfg, pip_requirements=["mlflow", "pandas"],
                   input_example=None)
     if run_id is None:
