@@ -95,7 +95,8 @@ def _summary_section(s: dict, part: str) -> str:
                   ("BPCER", H.esc(_pct(po.get("bpcer")) + _sci(po.get("bpcer_subject_ci")))),
                   ("IAPAR (system)", H.esc(_pct(sy.get("iapar")) + _sci(sy.get("iapar_subject_ci")))),
                   ("genuine rejection (system)", H.esc(_pct(sy.get("genuine_rejection")))),
-                  ("EER", H.esc(f"{100 * v['eer']['value']:.2f}%" if v.get("eer") else "n/a")),
+                  ("EER", H.esc(f"{100 * v['eer']['value']:.2f}% (FMR {_pct(v['eer'].get('fmr'))}; FNMR "
+                                f"{_pct(v['eer'].get('fnmr'))})" if v.get("eer") else "n/a")),
                   ("FTA (bona fide probes)", H.esc(_pct(v.get("fta"))))])
     notes = "".join(f"<li>{H.esc(n)}</li>" for n in op.get("notes") or [])
     return (f'<section id="summary"><h2>Summary</h2><div class="cards">'
