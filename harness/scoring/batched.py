@@ -31,14 +31,11 @@ Statuses, reasons, cache keys, cached values and ``stats`` keys are those of the
 agree within the tolerances ``tests/scoring`` states (float32 bilinear warps vs OpenCV's fixed point).
 """
 
+
 from __future__ import annotations
 
-import io
 import logging
-import os
-import sqlite3
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,403 +44,20 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.faces.align import warp_to_template
-from harness.faces.decode import (DEFAULT_MAX_PIXELS, DecodeError, content_hash, decode_image, decode_note,
-                                  decode_sample, read_bytes, reject_code)
+from harness.faces.decode import DecodeError, decode_sample, read_bytes, reject_code
 from harness.faces.detect import Detection
-from harness.faces.warp import (align_batch, crop_resize_batch, crop_resize_fixed, roi_area_resize, similarity_batch,
-                                summed_area, to_uint8)
+from harness.faces.mtcnn_batched import (_refine_inputs, _triton_nms_kernel, batched_nms_per_image,  # noqa: F401
+                                         detections_from, mtcnn_detect)
+from harness.faces.warp import align_batch, crop_resize_batch, crop_resize_fixed, similarity_batch, to_uint8
 from harness.scoring.cache import ScoreCache, cache_key
+from harness.scoring.decode_source import (_check_shape, _ChunkSource, _decode_jpeg_cpu, _gpu_decode,  # noqa: F401
+                                           _identity, _plain_jpeg)
 from harness.scoring.engine import (ScoreTable, apply_detections, collect_outputs, decode_stage_suffix, finish_table,
                                     manifest_rejections)
 
 log = logging.getLogger("harness.scoring")
 
 _FTA = np.full(16, np.nan)  # cached marker for "no face" (same value as the simple engine's)
-_JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Read / hash / probe / decode (runs in DataLoader workers)
-# ----------------------------------------------------------------------------------------------------------------
-def _plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
-    """A JPEG that torchvision decodes exactly like the Pillow path: YCbCr/grey, no EXIF rotation, within the pixel
-    cap (a larger one goes to Pillow, which refuses or reduces it)."""
-    if not data.startswith(_JPEG_MAGIC):
-        return False
-    try:
-        from PIL import Image
-
-        cap = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))  # header only
-        with im:
-            if im.format != "JPEG" or im.mode not in ("RGB", "L"):
-                return False
-            if cap > 0 and im.size[0] * im.size[1] > cap:
-                return False
-            return int(im.getexif().get(0x0112, 1) or 1) == 1
-    except Exception:  # noqa: BLE001 - let the full decode report the problem
-        return False
-
-
-def _decode_jpeg_cpu(data: bytes) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torchvision >= 0.29 flags its image codecs as deprecated
-        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-
-
-def _check_shape(img: torch.Tensor) -> bool:
-    return img.ndim == 3 and img.shape[0] == 3 and min(img.shape[1:]) >= 8
-
-
-class _ChunkSource(torch.utils.data.Dataset):
-    """Item ``c`` = chunk ``c`` of the manifest, read, hashed, probed against the cache and decoded."""
-
-    def __init__(self, paths, frames, chunk_size: int, stage_ids: tuple[str, str, str], cache_path, gpu_jpeg: bool,
-                 max_pixels: int | None = None, skip=()):
-        self.paths, self.frames = list(paths), [int(f) for f in frames]
-        self.max_pixels = max_pixels
-        self.skip = frozenset(int(i) for i in skip)  # rows the manifest set aside: never opened
-        self.chunk_size = int(chunk_size)
-        self.stage_ids = stage_ids
-        self.cache_path = str(cache_path) if cache_path else None
-        self.gpu_jpeg = gpu_jpeg
-        self._db = None
-        self._pid = None
-
-    def __len__(self) -> int:
-        return (len(self.paths) + self.chunk_size - 1) // self.chunk_size
-
-    def _probe(self, keys: list[str]) -> dict[str, np.ndarray]:
-        if not self.cache_path or not keys or not os.path.exists(self.cache_path):
-            return {}
-        if self._db is None or self._pid != os.getpid():
-            self._db = sqlite3.connect(f"file:{self.cache_path}?mode=ro", uri=True, timeout=60)
-            self._pid = os.getpid()
-        out = {}
-        try:
-            for s in range(0, len(keys), 500):
-                chunk = keys[s:s + 500]
-                q = f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
-                for k, v in self._db.execute(q, chunk):
-                    out[k] = np.load(io.BytesIO(v), allow_pickle=False)
-        except sqlite3.Error:  # no table yet, locked, ...: decode everything; the main process decides
-            return {}
-        return out
-
-    def __getitem__(self, c: int) -> dict:
-        idx = list(range(c * self.chunk_size, min(len(self.paths), (c + 1) * self.chunk_size)))
-        det_id, emb_id, pad_id = self.stage_ids
-        hashes: dict[int, str] = {}
-        read_err: dict[int, tuple[str, str]] = {}  # row -> (code, reason)
-        blobs: dict[int, bytes] = {}
-        notes: dict[int, str] = {}
-        by_path: dict[str, tuple[bytes, str] | tuple[str, str]] = {}  # video frames share one read + hash
-        for i in idx:
-            if i in self.skip:
-                continue
-            p = self.paths[i]
-            if p not in by_path:
-                try:
-                    data = read_bytes(p)
-                    by_path[p] = (data, content_hash(data))
-                except DecodeError as e:
-                    by_path[p] = (reject_code(e), str(e))
-            got = by_path[p]
-            if isinstance(got[0], str):
-                read_err[i] = got
-            else:
-                blobs[i], hashes[i] = got
-        keys = {i: (cache_key(h, self.frames[i], det_id), cache_key(h, self.frames[i], det_id, emb_id),
-                    cache_key(h, self.frames[i], det_id, pad_id)) for i, h in hashes.items()}
-        hit = self._probe([k for ks in keys.values() for k in ks])
-        groups: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
-        jpeg_idx, jpeg_blobs = [], []
-        dec_err: dict[int, tuple[str, str]] = {}  # row -> (code, reason)
-        for i in hashes:
-            kd, ke, kp = keys[i]
-            data = blobs[i]
-            if kd in hit and (np.isnan(hit[kd][0]) or (ke in hit and kp in hit)):
-                if self.frames[i] < 0 and (note := decode_note(data, self.paths[i], self.max_pixels)):
-                    notes[i] = note
-                continue  # nothing left to compute for this sample
-            try:
-                img = None
-                if self.frames[i] < 0 and _plain_jpeg(data, self.max_pixels):
-                    if self.gpu_jpeg:
-                        jpeg_idx.append(i)
-                        jpeg_blobs.append(data)
-                        continue
-                    try:
-                        img = _decode_jpeg_cpu(data)
-                    except RuntimeError:
-                        img = None  # fall back to Pillow, which names the problem
-                    if img is not None and not _check_shape(img):
-                        img = None
-                if img is None:
-                    note: list[str] = []
-                    arr = decode_sample(data, self.paths[i], self.frames[i], max_pixels=self.max_pixels, notes=note)
-                    img = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1)
-                    if note:
-                        notes[i] = "; ".join(note)
-            except DecodeError as e:
-                dec_err[i] = (reject_code(e), str(e))
-                continue
-            g = groups.setdefault((int(img.shape[1]), int(img.shape[2])), ([], []))
-            g[0].append(i)
-            g[1].append(img)
-        out = {
-            "idx": idx, "hash": hashes, "read_err": read_err, "dec_err": dec_err, "notes": notes,
-            "groups": {hw: (rows, torch.stack(ims).contiguous()) for hw, (rows, ims) in groups.items()},
-            "jpeg_idx": jpeg_idx,
-        }
-        if jpeg_blobs:
-            lens = [len(b) for b in jpeg_blobs]
-            out["jpeg"] = torch.frombuffer(bytearray(b"".join(jpeg_blobs)), dtype=torch.uint8)
-            out["jpeg_len"] = lens
-        return out
-
-
-def _identity(x):
-    return x
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# MTCNN with vectorised refinement stages
-# ----------------------------------------------------------------------------------------------------------------
-_TRITON_NMS = None
-
-
-def _triton_nms_kernel():
-    """A per-image greedy NMS kernel (one program per image, all images at once), or None without Triton."""
-    global _TRITON_NMS
-    if _TRITON_NMS is None:
-        try:
-            import triton
-            import triton.language as tl
-        except ImportError:
-            _TRITON_NMS = False
-            return None
-
-        @triton.jit
-        def _nms(boxes_ptr, starts_ptr, counts_ptr, keep_ptr, thr, BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            start = tl.load(starts_ptr + pid)
-            n = tl.load(counts_ptr + pid)
-            offs = tl.arange(0, BLOCK)
-            inside = offs < n
-            row = boxes_ptr + (start + offs) * 4
-            x1 = tl.load(row + 0, mask=inside, other=0.0)
-            y1 = tl.load(row + 1, mask=inside, other=0.0)
-            x2 = tl.load(row + 2, mask=inside, other=0.0)
-            y2 = tl.load(row + 3, mask=inside, other=0.0)
-            area = (x2 - x1) * (y2 - y1)
-            removed = (offs >= n).to(tl.int32)
-            for i in range(0, n):
-                gone = tl.sum(tl.where(offs == i, removed, 0))
-                if gone == 0:  # box i is kept: it removes the lower-scored boxes it overlaps
-                    bi = boxes_ptr + (start + i) * 4
-                    ax1 = tl.load(bi + 0)
-                    ay1 = tl.load(bi + 1)
-                    ax2 = tl.load(bi + 2)
-                    ay2 = tl.load(bi + 3)
-                    w = tl.maximum(tl.minimum(ax2, x2) - tl.maximum(ax1, x1), 0.0)
-                    h = tl.maximum(tl.minimum(ay2, y2) - tl.maximum(ay1, y1), 0.0)
-                    inter = w * h
-                    sa = (ax2 - ax1) * (ay2 - ay1)
-                    iou = tl.math.div_rn(inter, sa + area - inter)
-                    removed = removed | ((offs > i) & (iou > thr)).to(tl.int32)
-            tl.store(keep_ptr + start + offs, (removed == 0).to(tl.int8), mask=inside)
-
-        _TRITON_NMS = _nms
-    return _TRITON_NMS or None
-
-
-def batched_nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float,
-                          impl: str = "torchvision") -> torch.Tensor:
-    """``torchvision.ops.batched_nms`` (NMS within each ``idxs`` group; kept indices by decreasing score).
-
-    ``impl="triton"`` (CUDA): every group's greedy suppression in parallel, one Triton program per group, with
-    torchvision's IoU arithmetic (float32, IEEE division, suppress when IoU > threshold) on the same score order
-    (stable sort); falls back to torchvision for groups of more than 8192 boxes or without Triton."""
-    from torchvision.ops import batched_nms
-
-    kernel = _triton_nms_kernel() if impl == "triton" and boxes.is_cuda else None
-    if kernel is None or boxes.numel() == 0:
-        return batched_nms(boxes, scores, idxs, iou_threshold)
-    order = torch.argsort(scores, descending=True, stable=True)
-    order = order[torch.argsort(idxs[order], stable=True)]
-    b = boxes[order].to(torch.float32).contiguous()
-    groups = idxs[order]
-    counts = torch.bincount(groups, minlength=int(groups.max()) + 1)
-    top = int(counts.max())
-    if top > 8192:
-        return batched_nms(boxes, scores, idxs, iou_threshold)
-    starts = (torch.cumsum(counts, 0) - counts).to(torch.int64)
-    keep = torch.empty(len(order), dtype=torch.int8, device=boxes.device)
-    block = next(v for v in (256, 1024, 4096, 8192) if top <= v)  # few sizes: few Triton compilations
-    warps = 4 if block <= 1024 else (8 if block <= 4096 else 16)
-    try:
-        kernel[(len(counts),)](b, starts, counts.to(torch.int64), keep, float(iou_threshold), BLOCK=block,
-                               num_warps=warps, enable_fp_fusion=False)
-    except Exception as e:  # noqa: BLE001 - a Triton/driver problem must not stop scoring
-        global _TRITON_NMS
-        _TRITON_NMS = False
-        log.warning("Triton NMS unavailable (%s: %s); using torchvision's batched_nms", type(e).__name__, e)
-        return batched_nms(boxes, scores, idxs, iou_threshold)
-    kept = order[keep.bool()]
-    return kept[torch.argsort(scores[kept], descending=True, stable=True)]
-
-
-def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
-                   w: int, h: int, size: int):
-    """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
-    all boxes at once. Boxes whose clipped crop is empty are dropped (facenet-pytorch fails on them)."""
-    from facenet_pytorch.models.utils.detect_face import pad
-
-    y, ey, x, ex = pad(boxes, w, h)
-    ok = (ey > y - 1) & (ex > x - 1)
-    keep = None
-    if not ok.all():
-        keep = torch.as_tensor(np.flatnonzero(ok), device=boxes.device)
-        y, ey, x, ex = y[ok], ey[ok], x[ok], ex[ok]
-        boxes, image_inds = boxes[keep], image_inds[keep]
-    # facenet-pytorch's per-box crops (img[k, :, y0:y1, x0:x1].unsqueeze(0)) are not channels-last to PyTorch, so
-    # they are pooled by the contiguous-layout kernel and concatenated into a contiguous batch: so are these
-    im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)
-    return (im.contiguous() - 127.5) * 0.0078125, boxes, image_inds
-
-
-def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: str = "torchvision",
-                 timings: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
-    candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
-    (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
-
-    The tensors keep facenet-pytorch's memory layouts (channels-last frames: it permutes a BHWC batch; contiguous
-    R/O-Net crops), so that the convolutions run the same kernels and give the same numbers on the GPU too.
-    ``use_table``: pool the R/O-Net crops from a summed-area table (default: off the CPU; see
-    :func:`harness.faces.warp.roi_area_resize`). ``nms``: ``"torchvision"`` (what facenet-pytorch calls) or
-    ``"triton"`` (:func:`batched_nms_per_image`, CUDA) for the P- and R-Net stages; the O-Net stage keeps
-    facenet-pytorch's own NumPy "Min" NMS. ``timings``: a dict to add synchronised seconds per step to.
-
-    On CUDA, cuDNN runs these convolutions in TF32 by default, so a last-bit difference in a crop can move an
-    output by ~1e-3 and, for a box near a threshold, change which box survives: that is why the crops and
-    layouts here follow facenet-pytorch's exactly."""
-    from facenet_pytorch.models.utils.detect_face import (batched_nms_numpy, bbreg, fixed_batch_process,
-                                                          generateBoundingBox, imresample, rerec)
-
-    pnet, rnet, onet = mtcnn.pnet, mtcnn.rnet, mtcnn.onet
-    thr, factor, minsize = mtcnn.thresholds, mtcnn.factor, mtcnn.min_face_size
-    dev = x_u8.device
-    dtype = next(pnet.parameters()).dtype
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        if timings is not None:
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + now - clock[0]
-            clock[0] = now
-
-    def nms_(bx, sc, ii, t):
-        return batched_nms_per_image(bx, sc, ii, t, impl=nms)
-
-    imgs = x_u8.to(dtype, memory_format=torch.channels_last)
-    b, _, h, w = imgs.shape
-    m = 12.0 / minsize
-    minl = min(h, w) * m
-    scales, s = [], m
-    while minl >= 12:
-        scales.append(s)
-        s *= factor
-        minl *= factor
-
-    # stage 1: P-Net over the pyramid, NMS per scale and image, then per image
-    boxes, inds, picks, offset = [], [], [], 0
-    lap("convert")
-    for scale in scales:
-        im = imresample(imgs, (int(h * scale + 1), int(w * scale + 1)))
-        lap("pyramid")
-        reg, probs = pnet((im - 127.5) * 0.0078125)
-        lap("pnet")
-        bs, ii = generateBoundingBox(reg, probs[:, 1], scale, thr[0])
-        boxes.append(bs)
-        inds.append(ii)
-        picks.append(nms_(bs[:, :4], bs[:, 4], ii, 0.5) + offset)
-        offset += bs.shape[0]
-        lap("pnet_nms")
-    boxes, image_inds = torch.cat(boxes), torch.cat(inds)
-    pick = torch.cat(picks)
-    boxes, image_inds = boxes[pick], image_inds[pick]
-    pick = nms_(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
-    boxes, image_inds = boxes[pick], image_inds[pick]
-    regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
-                         boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
-    boxes = rerec(boxes)
-    lap("pnet_nms")
-
-    if use_table is None:
-        use_table = dev.type != "cpu"
-    table = summed_area(x_u8) if len(boxes) and use_table else None
-    # stage 2: R-Net on 24x24 crops
-    if len(boxes):
-        im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 24)
-        lap("crops")
-        reg, prob = fixed_batch_process(im, rnet)
-        lap("rnet_onet")
-        score = prob[:, 1]
-        ipass = score > thr[1]
-        boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
-        image_inds, mv = image_inds[ipass], reg[ipass]
-        pick = nms_(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
-        boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
-        boxes = rerec(bbreg(boxes, mv))
-        lap("rnet_nms")
-
-    # stage 3: O-Net on 48x48 crops, landmarks, NMS ("Min") per image
-    points = torch.zeros(0, 5, 2, device=dev)
-    if len(boxes):
-        im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 48)
-        lap("crops")
-        reg, lms, prob = fixed_batch_process(im, onet)
-        lap("rnet_onet")
-        score = prob[:, 1]
-        ipass = score > thr[2]
-        lms = lms[ipass]
-        boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
-        image_inds, mv = image_inds[ipass], reg[ipass]
-        wi = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
-        hi = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-        points = torch.stack([wi * lms[:, :5] + boxes[:, 0:1] - 1, hi * lms[:, 5:10] + boxes[:, 1:2] - 1], dim=2)
-        boxes = bbreg(boxes, mv)
-        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
-        boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
-        lap("onet_nms")
-
-    boxes_np, points_np, inds_np = boxes.cpu().numpy(), points.cpu().numpy(), image_inds.cpu().numpy()
-    out = ([boxes_np[inds_np == i] for i in range(b)], [points_np[inds_np == i] for i in range(b)])
-    lap("split")
-    return out
-
-
-def detections_from(detector, boxes: list[np.ndarray], points: list[np.ndarray]) -> list[Detection | None]:
-    """``MTCNN.detect``'s per-image post-processing (largest box first) and the detector's own selection."""
-    out = []
-    for box, pts in zip(boxes, points):
-        if len(box) == 0:
-            out.append(None)
-            continue
-        order = np.argsort((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))[::-1]
-        box, pts = box[order], pts[order]
-        out.append(detector._pick(box[:, :4], box[:, 4], pts))
-    return out
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Batch-size back-off
@@ -591,7 +205,7 @@ def score_manifest_batched(
     paths = [str(p) for p in manifest["path"]]
     frames = [int(f) for f in manifest["frame"]]
     source = _ChunkSource(paths, frames, chunk_size, (det_id, emb_id, pad_id), cache.path, gpu_decode,
-                          max_pixels=max_pixels, skip=pre)
+                          max_pixels=max_pixels, skip=pre, read=read_bytes)
     loader = torch.utils.data.DataLoader(
         source, batch_size=None, shuffle=False, num_workers=int(workers), collate_fn=_identity,
         pin_memory=dev.type == "cuda", prefetch_factor=int(prefetch_factor) if workers else None,
@@ -719,35 +333,6 @@ def score_manifest_batched(
                         "batch_sizes": {"detect": det_backoff.size, "embed": emb_backoff.size,
                                         "pad": pad_backoff.size}})
     return table
-
-
-def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: dict, max_pixels=None) -> None:
-    """nvjpeg batch decode of the chunk's plain JPEGs; a batch failure falls back to one-by-one, then to Pillow."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    flat, lens, idx = chunk["jpeg"], chunk["jpeg_len"], chunk["jpeg_idx"]
-    offs = np.concatenate([[0], np.cumsum(lens)])
-    blobs = [flat[offs[k]:offs[k + 1]] for k in range(len(idx))]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            decoded = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=dev)
-        except RuntimeError:
-            decoded = []
-            for b in blobs:
-                try:
-                    decoded.append(decode_jpeg(b, mode=ImageReadMode.RGB, device=dev))
-                except RuntimeError:
-                    decoded.append(None)
-    for i, b, img in zip(idx, blobs, decoded):
-        if img is None or not _check_shape(img):
-            try:  # what the simple engine does, error message included
-                arr = decode_image(b.numpy().tobytes(), paths[i], max_pixels=max_pixels)
-                img = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(dev)
-            except DecodeError as e:
-                dec_err[i] = (reject_code(e), str(e))
-                continue
-        add(i, (int(img.shape[1]), int(img.shape[2])), img[None])
 
 
 def _detect(to_detect, where, imgs, detector, mtcnn, fast: bool, backoff: BackOff,
