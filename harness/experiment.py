@@ -27,6 +27,7 @@ from harness.metrics.pad import bpcer_at_apcer
 from harness.metrics.verification import eer, fnmr_at_fmr_table, rates_at
 from harness.models.registry import build_embedder, build_pad
 from harness.paths import results_root
+from harness.redact import redact_uri
 from harness.policy.select import choose_thresholds
 from harness.protocols.trials import build_trials
 from harness.report.plots import histogram, roc_det_plots
@@ -292,7 +293,10 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     imp = te.loc[te["kind"] == "impostor", "match_score"].to_numpy()
     bona = pe.loc[pe["label"] == "bona_fide", "pad_score"].to_numpy()
     att = pe.loc[pe["label"] == "attack", "pad_score"].to_numpy()
-    roc_det_plots({"verification": (imp, gen), "PAD": (att, bona)}, out_dir, f"{cfg.run_name} ({report_on})")
+    from harness.report.committee import op_points
+
+    roc_det_plots({"verification": (imp, gen), "PAD": (att, bona)}, out_dir, f"{cfg.run_name} ({report_on})",
+                  points=op_points({"operating_point": op}, tr.trials, tr.probes, report_on))
     groups = {"genuine": gen, "zero-effort impostor": imp}
     for sp, g in te[te["kind"] == "attack"].groupby("species"):
         groups[f"attack: {sp}"] = g["match_score"].to_numpy()
@@ -319,17 +323,20 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
                      "preprocessing": embedder.preprocessing, "metric": embedder.metric, "dim": embedder.dim,
                      "score_range": list(embedder.score_range)},
         "pad": {"name": pad.name, "id": pad.model_id, "weights_sha256": pad.weights_sha256, "preprocessing": pad.preprocessing,
-                "score_range": None if getattr(pad, "score_range", None) is None else list(pad.score_range)},
+                "score_range": None if getattr(pad, "score_range", None) is None else list(pad.score_range),
+                "score_scale": getattr(pad, "score_scale", "")},
     }
+    models["embedder"]["score_scale"] = getattr(embedder, "score_scale", "")
     dataset_fp = {"name": cfg.dataset.name, "manifest_sha256": manifest_fingerprint(manifest), "samples": len(manifest),
                   "subjects": int(manifest["subject"].nunique()), "partitions": tr.partitions}
     wall = time.time() - t0
+    source = str(cfg.dataset.get("csv") or cfg.dataset.get("root") or cfg.dataset.name)
     summary = _finite({
         "run": {"name": cfg.run_name, "harness_version": __version__, "git_sha": git_sha(), "wall_time_s": round(wall, 2),
                 "scoring_time_s": round(t_scored - t0, 2), "report_partition": report_on, "seed": cfg.get("seed"),
                 "run_dir": str(out_dir.resolve()),
                 **({"mlflow_run_id": tracker.run_id} if tracker is not None else {})},
-        "dataset": dataset_fp,
+        "dataset": dataset_fp | {"source": redact_uri(source)},
         "models": models,
         "accounting": accounting,
         "rejected_samples": rejected,
@@ -337,6 +344,12 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
         "metrics": metrics,
         "unmeasurable": unmeasurable(metrics, op),
     })
+    from harness.data.registry import capture_conditions
+    from harness.report.decision import decision_for_run
+
+    # the committee's decision (report first page, MLflow description): rendered from this block only
+    summary["decision"] = _finite(decision_for_run(summary, tr.trials, tr.probes, policy,
+                                                   capture=capture_conditions(cfg.dataset.name)))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     doc = build_operating_point(config=OmegaConf.to_container(cfg, resolve=True), models=models, op=op,
                                 dataset=dataset_fp, trials=tr.trials, probes=tr.probes,
@@ -348,6 +361,9 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
 
     report_for_run(cfg, out_dir, summary, tr.trials, tr.probes, samples, embedder=embedder, detector=detector)
 
+    text = summary_text(summary, out_dir)  # the console summary, also in the run's log and console_summary.txt
+    (out_dir / "console_summary.txt").write_text(text + "\n")
+    _to_log_files(text)
     if tracker is not None:  # the run started with the experiment: results, export, then the run's own files
         from harness.export.mlflow_model import log_export
 
@@ -363,7 +379,7 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
             allow_not_deployable=bool(cfg.policy.get("register_not_deployable", False)))
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
         tracker.log_artifacts(out_dir)  # summary.json as written above: the artifact and the file are the same bytes
-    print_summary(summary, out_dir)
+    print(text, flush=True)
     return summary
 
 
@@ -379,7 +395,16 @@ def _sci(ci: dict | None) -> str:
     return ""
 
 
-def print_summary(s: dict, out_dir: Path) -> None:
+def _to_log_files(text: str) -> None:
+    """Write ``text`` to the run's log file(s) (Hydra's ``<job>.log``) without echoing it on the console again."""
+    rec = log.makeRecord(log.name, logging.INFO, __file__, 0, "console summary:\n%s", (text,), None)
+    for h in {*logging.getLogger().handlers, *log.handlers}:
+        if isinstance(h, logging.FileHandler):
+            h.handle(rec)
+
+
+def summary_text(s: dict, out_dir: Path) -> str:
+    """The console summary of a run (printed at the end, logged, and written to ``console_summary.txt``)."""
     a, m = s["accounting"], s["metrics"]["eval"]
     op = s["operating_point"]
     lines = [
@@ -410,4 +435,8 @@ def print_summary(s: dict, out_dir: Path) -> None:
         lines.append(f"eval IAPAR {_fmt(m['system']['iapar'])}{_sci(m['system'].get('iapar_subject_ci'))}")
     for n in op["notes"]:
         lines.append(f"note: {n}")
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
+
+
+def print_summary(s: dict, out_dir: Path) -> None:
+    print(summary_text(s, out_dir), flush=True)

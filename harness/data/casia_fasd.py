@@ -62,6 +62,10 @@ CLIPS = {
 DEVICE = {"low": "old_usb_camera", "normal": "new_usb_camera", "high": "sony_nex5"}
 _SUBJECT = re.compile(r"^\d+$")
 
+#: capture conditions as the database paper describes them (shown on the report's first page)
+CAPTURE = ("videos from a low-quality USB camera, a normal-quality camera and a high-quality Sony NEX-5; attacks are"
+           " warped printed photos, cut photos (eye holes) and video replays (Zhang et al., ICB 2012)")
+
 
 @register_dataset("casia_fasd")
 def load_casia_fasd(root: str, protocol: str = "official", frames=None, on_problem: str = "error",

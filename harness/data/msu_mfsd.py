@@ -37,6 +37,10 @@ NAME = re.compile(r"^(real|attack)_client(\d+)_(android|laptop)_(SD|HD)_(?:(ipad
 SPECIES = {"printed_photo": "print_photo", "ipad_video": "video_replay", "iphone_video": "video_replay"}
 FOLD_SPLITS = {"train": "train", "devel": "dev", "dev": "dev", "test": "test"}
 
+#: capture conditions as the database paper describes them (shown on the report's first page)
+CAPTURE = ("laptop webcam and Android phone videos; attacks are printed photos and videos replayed on an iPad or "
+           "iPhone (Wen et al., IEEE TIFS 2015)")
+
 
 def _subject_lists(root: Path, protocol: str, b: ManifestBuilder) -> dict[int, str]:
     """``{client number: split}`` from the protocol's list files; a client in two lists is a subject leak."""

@@ -31,6 +31,11 @@ HOW_TO_OBTAIN = (
     "The test copy lives at $HARNESS_SHARED/datasets/nuaa. See datasets/README.md."
 )
 
+#: capture conditions as the database paper describes them (shown on the report's first page)
+CAPTURE = ("frames from a generic webcam in three sessions about two weeks apart, in different places and lighting; "
+           "attacks are printed photographs (photographic and A4 paper) of the same people, held, moved or bent in "
+           "front of the webcam (Tan et al., ECCV 2010)")
+
 
 def _from_official_lists(root: Path, allow_outside_root: bool = False, on_problem: str = "error") -> pd.DataFrame:
     rows, problems = [], []

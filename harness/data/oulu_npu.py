@@ -36,6 +36,10 @@ PHONES = {"1": "samsung_galaxy_s6_edge", "2": "htc_desire_eye", "3": "meizu_x5",
 SESSIONS = {"1": "open_plan_office", "2": "meeting_room", "3": "small_office"}
 LISTS = {"Train": "train", "Dev": "dev", "Test": "test"}
 
+#: capture conditions as the database paper describes them (shown on the report's first page)
+CAPTURE = ("front cameras of six smartphones in three sessions with different lighting and backgrounds; attacks are "
+           "photos printed on two printers and videos replayed on two displays (Boulkenafet et al., FG 2017)")
+
 
 def _label_code(s: str) -> str:
     s = s.strip()

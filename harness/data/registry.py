@@ -54,3 +54,16 @@ def dataset_names() -> list[str]:
 
     _import_adapters()
     return sorted(DATASETS)
+
+
+def capture_conditions(name: str) -> str | None:
+    """The capture conditions a dataset adapter states (its module's ``CAPTURE``), None when it states none."""
+    import sys
+
+    try:
+        dataset_names()
+    except ImportError:  # pragma: no cover - an adapter's optional dependency is missing
+        return None
+    fn = DATASETS.get(name)
+    mod = sys.modules.get(fn.__module__) if fn is not None else None
+    return getattr(mod, "CAPTURE", None)

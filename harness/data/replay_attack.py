@@ -53,6 +53,10 @@ PROTOCOLS = {
     "digitalphoto": lambda pai, typ: pai in ("mobile", "highdef") and typ == "photo",
 }
 
+#: capture conditions as the database paper describes them (shown on the report's first page)
+CAPTURE = ("laptop webcam video (320x240), controlled and adverse lighting; attacks are printed photos and photos or"
+           " videos shown on an iPhone or iPad, hand-held or on a fixed support (Chingovska et al., BIOSIG 2012)")
+
 
 def species_of(pai: str, typ: str) -> str:
     if pai == "print":

@@ -1,20 +1,53 @@
-"""``python -m harness.report RUN_DIR [--gallery-k K] [--blur SIGMA]``: (re)build ``report.html`` of a finished run.
+"""``python -m harness.report RUN_DIR [--policy NAME [--set KEY=VALUE ...]] [--gallery-k K] [--blur SIGMA]``:
+(re)build ``report.html`` of a finished run, or the report of an alternative operating point.
 
 Reads the run's ``summary.json``, ``trials.csv``, ``scores.csv`` and ``threshold_table.csv``; the error gallery
 needs the embedder's template (the embedder is built from ``summary.json``) and the scored detections (the
 score cache, or a re-detection with the run's detector settings).
+
+With ``--policy`` the thresholds are re-selected with ``conf/policy/<NAME>.yaml`` (and ``--set`` overrides) through
+:func:`harness.export.reselect.reselect`, the function behind ``python -m harness.cli export``, and written to
+``RUN_DIR/alternatives/<NAME>/``: ``report.html``, ``summary.json`` (with its ``decision`` block) and an UNSIGNED
+``operating_point.json`` (analysis only: sign it with ``python -m harness.cli sign`` once approved). The run's own
+report and signed export are never rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+
+
+def _alternative(run_dir: Path, name: str, sets: list[str]) -> tuple[Path, dict, object]:
+    """Re-select with policy ``name``; write the unsigned export and the alternative's summary.json."""
+    from harness.data.registry import capture_conditions
+    from harness.experiment import _finite, _json_default, partition_metrics, unmeasurable
+    from harness.export.operating_point import write_operating_point
+    from harness.export.reselect import reselect
+    from harness.report.decision import decision_for_run
+
+    r = reselect(run_dir, name, sets, key=None)
+    out = run_dir / "alternatives" / name
+    out.mkdir(parents=True, exist_ok=True)
+    write_operating_point(r.doc, out / "operating_point.json")
+    s = dict(r.summary)
+    metrics = partition_metrics(r.trials, r.probes, r.op)
+    s.update(operating_point=r.op, metrics=metrics, unmeasurable=unmeasurable(metrics, r.op),
+             run=dict(r.summary["run"]) | {"alternative_of": str(run_dir.resolve()), "policy_overrides": list(sets)})
+    s["decision"] = _finite(decision_for_run(s, r.trials, r.probes, r.policy,
+                                             capture=capture_conditions(s["dataset"].get("name"))))
+    (out / "summary.json").write_text(json.dumps(_finite(s), indent=2, default=_json_default))
+    return out, s, r
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir")
+    ap.add_argument("--policy", help="build the report of this alternative policy (conf/policy/ name) into "
+                                     "RUN_DIR/alternatives/<policy>/")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a policy input")
     ap.add_argument("--gallery-k", type=int, default=4, help="cases per gallery row (default 4; 0 = no gallery)")
     ap.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma (px) for the gallery crops")
     ap.add_argument("--cache", help="score cache sqlite (default: <results>/cache/scores.sqlite)")
@@ -22,13 +55,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
-    from harness.cli import load_run
+    from harness.export.reselect import load_run
     from harness.paths import results_root
     from harness.report.run_report import write_run_report
 
     run_dir = Path(a.run_dir)
     try:
         trials, probes, summary, config = load_run(run_dir)
+        out, policy = run_dir, summary["operating_point"].get("policy")
+        if a.policy:
+            out, summary, r = _alternative(run_dir, a.policy, a.set)
+            policy = r.policy
+        elif a.set:
+            raise ValueError("--set needs --policy")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -41,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         template, crop_size = emb.template, emb.crop_size
         del emb
     det_cfg = {k: v for k, v in (summary["models"].get("detector") or {}).items()
-               if k in ("min_face_size", "thresholds", "factor", "min_prob")}
+               if k in ("min_face_size", "thresholds", "factor", "min_prob", "pad_fraction")}
 
     def detector_factory():
         from harness.faces.detect import build_detector
@@ -49,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return build_detector("mtcnn", **det_cfg)
 
     cache = Path(a.cache) if a.cache else Path((config or {}).get("results_dir") or results_root()) / "cache" / "scores.sqlite"
-    path = write_run_report(run_dir, summary, trials, probes, samples, policy=summary["operating_point"].get("policy"),
+    path = write_run_report(out, summary, trials, probes, samples, policy=policy,
                             template=template, crop_size=crop_size, detector_factory=detector_factory,
                             cache_path=cache if cache.is_file() else None,
-                            options={"gallery_k": a.gallery_k, "gallery_blur": a.blur})
+                            options={"gallery_k": a.gallery_k, "gallery_blur": a.blur},
+                            threshold_table=run_dir / "threshold_table.csv")
     print(f"wrote {path}")
+    if a.policy:
+        print(f"wrote {out / 'operating_point.json'} (unsigned: analysis only) and {out / 'summary.json'}")
     return 0
 
 

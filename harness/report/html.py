@@ -24,7 +24,13 @@ h3{font-size:14px;margin:12px 0 6px}
 .card{border:1px solid #e5e8e8;border-radius:6px;padding:8px 12px}
 .card h3{margin-top:2px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:0;font-size:13px}
-dt{color:#566573}dd{margin:0;word-break:break-all}
+dt{color:#566573}dd{margin:0;overflow-wrap:break-word}
+.num{white-space:nowrap}
+#decision{border-left:6px solid #1b2631}#decision h3{margin-top:14px}
+#decision-outcomes th{background:#fff;font-weight:600;max-width:420px}
+.insufficient-text{color:#b9770e}.not-tested{color:#7b241c}.not-measured{color:#7f8c8d}
+tr.chosen td{background:#eef6ee}
+dl.glossary{font-size:12px}
 table{border-collapse:collapse;font-size:12px;margin:4px 0}
 th,td{border:1px solid #d5d8dc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#eaf2f8}

@@ -21,9 +21,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from harness.metrics.verification import rates_at
-
 from . import html as H
+from .committee import alternatives_section, op_points, score_meaning_section, tradeoff_section
+from .decision import decision_for_run
+from .decision_page import first_page
 from .analysis import condition_breakdown, expected_cost, gallery_cases
 from .gallery import aligned_crops, png_bytes
 from .figures import (apcer_species_plot, calibration_plot, condition_plot, expected_cost_plot, placeholder,
@@ -99,7 +100,7 @@ def _summary_section(s: dict, part: str) -> str:
                                 f"{_pct(v['eer'].get('fnmr'))})" if v.get("eer") else "n/a")),
                   ("FTA (bona fide probes)", H.esc(_pct(v.get("fta"))))])
     notes = "".join(f"<li>{H.esc(n)}</li>" for n in op.get("notes") or [])
-    return (f'<section id="summary"><h2>Summary</h2><div class="cards">'
+    return (f'<section id="summary"><h2>Details</h2><div class="cards">'
             f'<div class="card"><h3>Dataset</h3>{dataset}</div><div class="card"><h3>Models</h3>{models}</div>'
             f'<div class="card"><h3>Operating point</h3>{opc}</div>'
             f'<div class="card"><h3>Rates on {H.esc(part)} at the operating point (people-aware 95% intervals; N people '
@@ -196,7 +197,7 @@ def _gallery_section(cases: pd.DataFrame, crops: dict, crop_size: tuple[int, int
 def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes: pd.DataFrame, samples: pd.DataFrame, *,
                      policy: dict | None = None, template: np.ndarray | None = None, crop_size: tuple[int, int] | None = None,
                      detector: Any = None, detector_factory: Callable | None = None, cache_path: Path | None = None,
-                     options: dict | None = None) -> Path:
+                     options: dict | None = None, threshold_table: Path | None = None) -> Path:
     """Write ``report.html``, ``report.json`` and ``conditions.csv`` into ``out_dir``; return the HTML path.
 
     ``template`` / ``crop_size``: the embedder's landmark template and aligned-crop size (no gallery without
@@ -216,23 +217,25 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     imp = f64(te.loc[te["kind"] == "impostor", "match_score"])
     bona = f64(pe.loc[pe["label"] == "bona_fide", "pad_score"])
     att = f64(pe.loc[pe["label"] == "attack", "pad_score"])
-    sections = [_summary_section(s, part), _standards_section(op), _plateau_section(s)]
-    figs: dict[str, str] = {}
+    decision = s.get("decision")
     data: dict[str, Any] = {"partition": part, "figures": list(FIGURES), "metrics": {}}
+    if not decision:  # a run written before the decision block existed: build it here (report.json keeps it)
+        from harness.data.registry import capture_conditions
 
-    # ROC / DET with pointwise bands and the operating point
-    points = {}
-    if t_match is not None and gen.size and imp.size:
-        r = rates_at(imp, gen, t_match)
-        points["verification"] = {"fmr": r["fmr"].to_dict(), "fnmr": r["fnmr"].to_dict(), "name": "t_match"}
-    if t_pad is not None and att.size and bona.size:
-        r = rates_at(att, bona, t_pad)
-        points["PAD"] = {"fmr": r["fmr"].to_dict(), "fnmr": r["fnmr"].to_dict(), "name": "t_pad"}
+        decision = decision_for_run(s, trials, probes, policy, capture=capture_conditions(s["dataset"].get("name")))
+        data["decision"] = decision
+    sections = [first_page(decision), tradeoff_section(s, decision, trials, probes, part), alternatives_section(decision),
+                score_meaning_section(decision), _summary_section(s, part), _standards_section(op), _plateau_section(s)]
+    figs: dict[str, str] = {}
+
+    # ROC / DET with pointwise bands and the operating point (people-aware intervals); also the run's roc.png/det.png
+    points = op_points(s, trials, probes, part)
     roc_png, det_png = roc_det_with_bands({"verification": (imp, gen), "PAD": (att, bona)}, points, f"{s['run']['name']} ({part})")
+    (out_dir / "roc.png").write_bytes(roc_png)
+    (out_dir / "det.png").write_bytes(det_png)
     band_note = ("Shaded: pointwise 95% Clopper-Pearson band on FNMR/BPCER at each threshold (assumes independent "
-                 "trials; frames of one person are correlated, so read the subject-level intervals in the summary). "
-                 "Cross: the operating point with both 95% intervals. PAD curve pools attack species (APCER per "
-                 "species below).")
+                 "trials; frames of one person are correlated). Cross: the operating point with both people-aware 95% "
+                 "intervals. PAD curve pools attack species (APCER per species below).")
     figs["roc"] = H.figure("roc", roc_png, "ROC. " + band_note)
     figs["det"] = H.figure("det", det_png, "DET (normal-deviate axes). " + band_note)
 
@@ -264,7 +267,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
         c = cost["at_operating_point"]
         data["expected_cost"] = {k: v for k, v in cost.items() if k != "curves"}
         for k in ("expected_cost", "fraud_loss", "rejected_customers_cost", "review_cost", "review_rate"):
-            data["metrics"][f"system/{part}/expected_cost/{'value' if k == 'expected_cost' else k}"] = float(c[k])
+            data["metrics"][f"system_level/{part}/expected_cost/{'value' if k == 'expected_cost' else k}"] = float(c[k])
         cap = (f"Expected cost per transaction on {part} (cost model of the min_cost policy; inputs from the policy or "
                f"its defaults). At the operating point: {c['expected_cost']:.4g} (fraud {c['fraud_loss']:.4g}, rejected "
                f"customers {c['rejected_customers_cost']:.4g}, review {c['review_cost']:.4g}). "
@@ -297,7 +300,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     sections.append('<section id="histograms"><h2>Score distributions</h2>' + figs["hist-match"] + figs["hist-pad"] + "</section>")
     sections.append('<section id="pad-species"><h2>APCER per species</h2>' + figs["apcer-species"] + "</section>")
 
-    tt_path = out_dir / "threshold_table.csv"
+    tt_path = Path(threshold_table) if threshold_table is not None else out_dir / "threshold_table.csv"
     tt = pd.read_csv(tt_path) if tt_path.is_file() and tt_path.stat().st_size > 1 else pd.DataFrame()
     sections.append(f'<section id="threshold-table"><h2>Threshold table ({H.esc(part)})</h2><p style="font-size:12px">'
                     "False accept = FMR (match) or pooled APCER (pad); false reject = FNMR or BPCER; accept iff score &gt;= "
