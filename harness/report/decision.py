@@ -137,8 +137,12 @@ def _standards(op: dict, supported: bool, targets: dict) -> dict:
              "reason": p.get("reason", "")} for p in st]
     tally = {v: sum(1 for r in rows if r["verdict"] == v) for v in ("pass", "fail", "insufficient evidence",
                                                                      "not evaluated")}
-    tgt = ", ".join(f"{k} {100 * v:g}%" for k, v in targets.items()) or "no security target (this policy sets none)"
-    if supported and tally["fail"]:
+    tgt = ", ".join(f"{k} {100 * v:g}%" for k, v in targets.items())
+    if not targets:
+        rec = ("This policy sets no security target of its own, so 'targets supported' says nothing about security; "
+               "the standards below are the only security limits judged, on the evaluation people"
+               + (", and at least one of them fails." if tally["fail"] else "."))
+    elif supported and tally["fail"]:
         rec = (f"The policy's own targets ({tgt}) are shown to be met on the selection data, but the standards below "
                "set different or stricter limits, measured under their own rules; a 'fail' there is not contradicted "
                "by 'targets supported'.")
@@ -261,5 +265,7 @@ def decision_for_run(summary: dict, trials: pd.DataFrame, probes: pd.DataFrame, 
                             thresholds={"match": [r["t_match"] for r in ok], "pad": [r["t_pad"] for r in ok]})
     d = build_decision(summary, trials, probes, policy=policy, capture=capture, alternatives=alts,
                        score_meaning=meaning)
+    if d["decision"]["policy"] == "min_cost":  # its objective is the cost model, not a target
+        d["decision"]["cost_model"] = alts["cost_model"]
     d["description_markdown"] = description_markdown(d)
     return d

@@ -71,11 +71,15 @@ def _tested_html(d: dict) -> str:
 
 def _decision_html(d: dict) -> str:
     x = d["decision"]
-    tg = ", ".join(f"{H.esc(k)} &le; {num(format(100 * v, 'g') + '%')}" for k, v in x["targets"].items()) or "none"
+    tg = (", ".join(f"{H.esc(k)} &le; {num(format(100 * v, 'g') + '%')}" for k, v in x["targets"].items())
+          or "none (no security target)")
     review = (f"Between the reject thresholds (match {num(thr(x['reject_below']['match']))}, liveness "
               f"{num(thr(x['reject_below']['pad']))}) and the accept thresholds the case goes to manual review."
               if x["review_band"] else "No review band: every case is accepted or rejected automatically.")
     where = "the EVALUATION people (not independent)" if x["selected_on_eval_data"] else "the dev people"
+    if x.get("cost_model"):
+        tg += ("; it minimises the expected cost per transaction under: "
+               + ", ".join(f"{H.esc(k.replace('_', ' '))} {num(format(v, 'g'))}" for k, v in x["cost_model"].items()))
     return (f"<h3>The decision</h3><p>Accept an applicant when the face match score is at least "
             f"<b>{num(thr(x['t_match']))}</b> AND the liveness (PAD) score is at least <b>{num(thr(x['t_pad']))}</b>; "
             f"otherwise reject. {review}</p><p>Policy <b>{H.esc(x['policy'])}</b>, targets: {tg}; chosen on {where}. "
@@ -102,7 +106,8 @@ def _outcomes_html(d: dict) -> str:
 
 def _certainty_html(d: dict) -> str:
     c = d["certainty"]
-    sup = "yes" if c["targets_supported"] else "no"
+    sup = ("no security target set" if not d["decision"]["targets"]
+           else "yes" if c["targets_supported"] else "no")
     reasons = "".join(f"<li>{H.esc(r)}</li>" for r in c["reasons"])
     conf = f"{100 * d['confidence']:g}%"
     return (f"<h3>How sure we are</h3><p>Ranges are {num(conf)} people-aware intervals "
@@ -149,7 +154,8 @@ def description_markdown(d: dict) -> str:
     lines = [f"**Decision** ({x['policy']}; targets {tg}; chosen on {x['selected_on']}): accept iff match score >= "
              f"{thr(x['t_match'])} and liveness score >= {thr(x['t_pad'])}"
              + (" (review band)" if x["review_band"] else "") + ".",
-             f"**Targets supported by the data:** {'yes' if d['certainty']['targets_supported'] else 'no'}.", "",
+             "**Targets supported by the data:** " + ("no security target set" if not x["targets"] else
+                                                      "yes" if d["certainty"]["targets_supported"] else "no") + ".", "",
              f"Per 10,000 attempts on the evaluation people ({d['tested']['dataset']}):",
              f"- honest customers rejected: {_md_rate(o['honest_customers']['rejected'], ms)}",
              f"- zero-effort impostors accepted: {_md_rate(o['zero_effort_impostors']['accepted'], ms)}"]

@@ -37,7 +37,7 @@ REPORT_FILE = "report.html"
 REPORT_DATA = "report.json"
 CONDITIONS_FILE = "conditions.csv"
 #: every figure the report carries (``<img data-figure=...>``), in page order
-FIGURES = ("roc", "det", "hist-match", "hist-pad", "apcer-species", "expected-cost", "calibration", "conditions")
+FIGURES = ("tradeoff-match", "tradeoff-pad", "roc", "det", "hist-match", "hist-pad", "apcer-species", "expected-cost", "calibration", "conditions")
 DEFAULT_OPTIONS: dict[str, Any] = {"enabled": True, "gallery_k": 4, "gallery_blur": 0.0}
 
 
