@@ -15,11 +15,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from harness.metrics.calibration import ece, fit_llr, pav_llr  # noqa: E402
 from harness.metrics.intervals import clopper_pearson  # noqa: E402
 from harness.metrics.verification import roc_counts  # noqa: E402
+from harness.report.tradeoff import (EDGE_TICKS, ZERO_STYLE, build_tradeoff, edge_rate, k_of_n,  # noqa: E402,F401
+                                     pct_text, percent_log_axis, tradeoff_plot)
 
 DPI = 100
 MAX_BAND_POINTS = 400
@@ -59,62 +62,187 @@ def roc_band(negatives: np.ndarray, positives: np.ndarray, alpha: float = 0.05) 
             "fmr_hi": fa_ci[:, 1], "fnmr_lo": fr_ci[:, 0], "fnmr_hi": fr_ci[:, 1], "n_neg": nn, "n_pos": npos}
 
 
+def _names(label: str) -> tuple[str, str]:
+    return ("APCER", "BPCER") if "pad" in label.lower() else ("FMR", "FNMR")
+
+
+def _interval_kind(*rates: dict) -> str:
+    conf = 100 * float(rates[0].get("confidence", 1 - rates[0].get("alpha", 0.05)))
+    if all(r.get("n_subjects") is not None for r in rates):
+        people = "/".join(str(r["n_subjects"]) for r in rates)
+        kind = f"people-aware {conf:g}% intervals ({people} people)"
+    else:
+        kind = f"{conf:g}% intervals (per trial)"
+    return kind + ("; not estimable (too few people): [0, 100%]" if not _estimable(*rates) else "")
+
+
+def _estimable(*rates: dict) -> bool:
+    return all(r.get("estimable", True) is not False for r in rates)
+
+
+def staircase(negatives: np.ndarray, positives: np.ndarray) -> dict[str, Any]:
+    """The exact ROC staircase reduced to its corners: every threshold where the curve changes direction (a run of
+    thresholds that only adds false matches is one straight segment). Exact on any axis scale, and small: at most
+    about twice the number of distinct scores of the smaller class."""
+    thr, k_fa, k_fr = roc_counts(negatives, positives)
+    nn, npos = int(k_fa[-1]), int(k_fr[0])
+    if thr.size > 2:
+        kind = (np.diff(k_fa) > 0).astype(np.int8) + 2 * (np.diff(k_fr) < 0).astype(np.int8)
+        keep = np.ones(thr.size, dtype=bool)
+        keep[1:-1] = (kind[:-1] != kind[1:]) | (kind[:-1] == 3) | (kind[1:] == 3)
+        keep[np.flatnonzero(k_fa > 0)[:1]] = keep[np.flatnonzero(k_fr > 0)[-1:]] = True  # the first non-zero rates
+        thr, k_fa, k_fr = thr[keep], k_fa[keep], k_fr[keep]
+    return {"threshold": thr, "k_fa": k_fa, "k_fr": k_fr, "n_neg": nn, "n_pos": npos}
+
+
+def _op_rates(points: dict[str, dict], label: str) -> tuple[dict, dict] | None:
+    op = points.get(label) or {}
+    return (op["fmr"], op["fnmr"]) if op.get("fmr") and op.get("fnmr") else None
+
+
+def _curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, str, dict, dict]]:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    out = []
+    for c, (label, (neg, pos)) in zip(colors, curves.items()):
+        if len(neg) and len(pos):
+            out.append((label, c, staircase(neg, pos), roc_band(neg, pos)))
+    return out
+
+
+def _build_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, dict], title: str,
+               data: list | None = None):
+    """ROC: FMR (%) on a log axis, true-accept rate (%) on a linear axis zoomed to the drawn data."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    data = _curves(curves) if data is None else data
+    mins = [1 / s["n_neg"] for _, _, s, _ in data]
+    for label, *_ in data:
+        op = _op_rates(points, label)
+        mins += [op[0]["value"]] if op and op[0]["value"] > 0 else []  # a lower bound below the edge is cut there
+    edge = 100 * edge_rate(min(mins, default=1e-3))
+    ylows, zero_notes = [100.0], []
+    for label, c, s, b in data:
+        fn_name = _names(label)
+        nn, npos = s["n_neg"], s["n_pos"]
+        i0 = int(np.flatnonzero(s["k_fa"] == 0)[-1])  # the best point without a false accept; earlier are dominated
+        x = np.maximum(100 * s["k_fa"][i0:] / nn, edge)
+        y = 100 * (1 - s["k_fr"][i0:] / npos)
+        ax.plot(x, y, color=c, lw=1.5, label=f"{label}: {nn} negatives, {npos} positives")
+        m, z = b["fmr"] > 0, np.flatnonzero(b["fmr"] == 0)
+        m[z[-1:]] = True  # the band from the best zero-FMR point on
+        ax.fill_between(np.maximum(100 * b["fmr"][m], edge), 100 * (1 - b["fnmr_hi"][m]), 100 * (1 - b["fnmr_lo"][m]),
+                        step="post", color=c, alpha=0.18, lw=0)
+        ax.plot([edge], [y[0]], color=c, gid="zero-fmr", **ZERO_STYLE)
+        zero_notes.append(ax.annotate(f"{fn_name[0]} 0 of {nn}", (edge, y[0]), fontsize=7, color=c, xytext=(6, 4),
+                                      textcoords="offset points", va="bottom"))
+        ylows += [float(y.min()), float(100 * (1 - b["fnmr_hi"][m]).min())]
+        op = _op_rates(points, label)
+        if op:
+            ylows.append(_roc_point(ax, op, points[label].get("name", "operating point"), fn_name, edge))
+    lo = max(0.0, min(ylows) - 0.05 * (100 - min(ylows)))
+    ax.set_xscale("log")
+    ax.set(xlim=(edge, 100), ylim=(lo, 100 + 0.03 * (100 - lo)), title=f"ROC - {title}",
+           xlabel="FMR / APCER (%, log scale; 0 drawn on the left edge)", ylabel="true-accept rate = 100% - FNMR / BPCER (%)")
+    percent_log_axis(ax.xaxis)
+    for note in zero_notes:  # near the top: write the label below its marker
+        if note.xy[1] > lo + 0.85 * (100 - lo):
+            note.xyann, _ = (6, -4), note.set_va("top")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: pct_text(round(v, 6))))
+    ax.grid(alpha=0.3, which="major")
+    if data:
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def _roc_point(ax, op: tuple[dict, dict], name: str, names: tuple[str, str], edge: float) -> float:
+    """The operating point with both intervals (percent); returns the lowest true-accept value it draws."""
+    fm, fn = op
+    x = max(100 * fm["value"], edge)
+    xlo, xhi = max(100 * fm["lo"], edge), max(100 * fm["hi"], x)
+    y, ylo, yhi = 100 * (1 - fn["value"]), 100 * (1 - fn["hi"]), 100 * (1 - fn["lo"])
+    zero = fm["k"] == 0 or fn["k"] == 0
+    ax.errorbar([x], [y], xerr=[[x - xlo], [xhi - x]], yerr=[[y - ylo], [yhi - y]], fmt="s" if zero else "o", color="k",
+                mfc="white" if zero else "k", ms=5, capsize=3, lw=1, zorder=7, clip_on=not _estimable(fm, fn),
+                label=f"{name}: {names[0]} {k_of_n(fm)}, {names[1]} {k_of_n(fn)}; bars: {_interval_kind(fm, fn)}")
+    ax.annotate(f"{name}\n{names[0]} {k_of_n(fm)}, {names[1]} {k_of_n(fn)}", (x, y), fontsize=7, xytext=(6, -14),
+                textcoords="offset points")
+    return ylo if _estimable(fn) else y  # an interval [0, 1] (not estimable) does not set the zoom
+
+
+def _build_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, dict], title: str,
+               data: list | None = None):
+    """DET: FMR and FNMR (%) on normal-deviate axes; zero rates on the lower/left edge, labelled "0 of n"."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    data = _curves(curves) if data is None else data
+    mins, need = [], 0.5
+    for label, _, s, _ in data:
+        mins += [1 / s["n_neg"], 1 / s["n_pos"]]
+        op = _op_rates(points, label)
+        for r in op or ():
+            mins += [r["value"]] if r["value"] > 0 else []
+            need = max(need, r["hi"] if _estimable(r) else r["value"])
+    edge = edge_rate(min(mins, default=1e-3))
+    upper = next((t for t in (0.5, 0.8, 0.95) if t >= need), 0.99)
+    P = lambda r: norm.ppf(np.clip(r, edge, 1 - 1e-9))  # noqa: E731
+    first_zero = True
+    for label, c, s, b in data:
+        names = _names(label)
+        fmr, fnmr = s["k_fa"] / s["n_neg"], s["k_fr"] / s["n_pos"]
+        ax.plot(P(fmr), P(fnmr), color=c, lw=1, ls=":")  # the whole curve, zero parts along the edges
+        inner = (fmr > 0) & (fnmr > 0)
+        ax.plot(P(fmr[inner]), P(fnmr[inner]), color=c, lw=1.5, label=f"{label}: {s['n_neg']} negatives, {s['n_pos']} positives")
+        ax.fill_between(P(b["fmr"]), P(b["fnmr_lo"]), P(b["fnmr_hi"]), color=c, alpha=0.18, lw=0)
+        i0, j0 = int(np.flatnonzero(s["k_fa"] == 0)[-1]), int(np.flatnonzero(s["k_fr"] == 0)[0])
+        zeros = {(i0, "fmr"), (j0, "fnmr")}
+        for i, which in sorted(zeros):
+            if max(fmr[i], fnmr[i]) > upper:
+                continue  # outside the drawn range
+            text = " and ".join(f"{n} 0 of {s['n_neg'] if n == names[0] else s['n_pos']}"
+                                for n, v in zip(names, (fmr[i], fnmr[i])) if v == 0)
+            if which == "fnmr" and i == i0:
+                continue  # perfect separation: one corner point, labelled once
+            ax.plot(P(fmr[i]), P(fnmr[i]), color=c, gid=f"zero-{which}",
+                    label="zero errors: drawn on the axis edge" if first_zero else None, **ZERO_STYLE)
+            first_zero = False
+            ax.annotate(text, (P(fmr[i]), P(fnmr[i])), fontsize=7, color=c, xytext=(6, 6), textcoords="offset points")
+        op = _op_rates(points, label)
+        if op:
+            _det_point(ax, op, points[label].get("name", "operating point"), names, P)
+    ticks = [t for t in EDGE_TICKS if edge <= t <= upper]
+    for set_ticks in (ax.set_xticks, ax.set_yticks):
+        set_ticks(norm.ppf(ticks), [pct_text(100 * t) for t in ticks])
+    lim = (float(norm.ppf(edge)), float(norm.ppf(upper)))
+    ax.set(xlim=lim, ylim=lim, xlabel="FMR / APCER (%, normal-deviate scale)",
+           ylabel="FNMR / BPCER (%, normal-deviate scale)", title=f"DET - {title}")
+    ax.grid(alpha=0.3)
+    if data:
+        ax.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def _det_point(ax, op: tuple[dict, dict], name: str, names: tuple[str, str], P) -> None:
+    fm, fn = op
+    cx, cy = float(P(fm["value"])), float(P(fn["value"]))
+    lo_x, hi_x = P(np.array([fm["lo"], fm["hi"]]))
+    lo_y, hi_y = P(np.array([fn["lo"], fn["hi"]]))
+    zero = fm["k"] == 0 or fn["k"] == 0
+    ax.errorbar([cx], [cy], xerr=[[cx - lo_x], [hi_x - cx]], yerr=[[cy - lo_y], [hi_y - cy]], fmt="s" if zero else "o",
+                color="k", mfc="white" if zero else "k", ms=5, capsize=3, lw=1, zorder=7, clip_on=not _estimable(fm, fn),
+                label=f"{name}: {names[0]} {k_of_n(fm)}, {names[1]} {k_of_n(fn)}; bars: {_interval_kind(fm, fn)}")
+    ax.annotate(f"{name}\n{names[0]} {k_of_n(fm)}, {names[1]} {k_of_n(fn)}", (cx, cy), fontsize=7, xytext=(6, -14),
+                textcoords="offset points")
+
+
 def roc_det_with_bands(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, dict], title: str
                        ) -> tuple[bytes, bytes]:
-    """ROC (FMR log-x vs 1-FNMR) and DET (probit axes) with pointwise 95% Clopper-Pearson bands.
+    """ROC (log FMR % vs true-accept rate %, zoomed) and DET (normal-deviate axes, %) with pointwise 95%
+    Clopper-Pearson bands; zero rates on the axis edge labelled "0 of n".
 
     ``curves``: label -> (negatives, positives). ``points``: label -> ``{"fmr": Rate dict, "fnmr": Rate dict,
-    "name": str}``: the operating point, drawn with its two intervals as a cross.
+    "name": str}``: the operating point, drawn with its two intervals (the rate dicts' lo/hi) as a cross.
     """
-    fig_r, ax_r = plt.subplots(figsize=(6.4, 4.8))
-    fig_d, ax_d = plt.subplots(figsize=(6.4, 4.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    floor = 1.0
-    drawn = 0
-    for c, (label, (neg, pos)) in zip(colors, curves.items()):
-        if len(neg) == 0 or len(pos) == 0:
-            continue
-        drawn += 1
-        b = roc_band(neg, pos)
-        eps = 0.5 / max(b["n_neg"], b["n_pos"])
-        xfloor = 0.5 / b["n_neg"]
-        floor = min(floor, xfloor)
-        x = np.clip(b["fmr"], xfloor, 1)
-        ax_r.step(x, 1 - b["fnmr"], where="post", color=c, label=f"{label} (n-={b['n_neg']}, n+={b['n_pos']})")
-        ax_r.fill_between(x, 1 - b["fnmr_hi"], 1 - b["fnmr_lo"], step="post", color=c, alpha=0.18, lw=0)
-        px = norm.ppf(np.clip(b["fmr"], eps, 1 - eps))
-        ax_d.plot(px, norm.ppf(np.clip(b["fnmr"], eps, 1 - eps)), color=c, label=label)
-        ax_d.fill_between(px, norm.ppf(np.clip(b["fnmr_lo"], eps, 1 - eps)), norm.ppf(np.clip(b["fnmr_hi"], eps, 1 - eps)),
-                          color=c, alpha=0.18, lw=0)
-        op = points.get(label)
-        if op and op.get("fmr") and op.get("fnmr"):
-            fm, fn = op["fmr"], op["fnmr"]
-            x0 = max(fm["value"], xfloor)
-            ax_r.errorbar([x0], [1 - fn["value"]], yerr=[[fn["hi"] - fn["value"]], [fn["value"] - fn["lo"]]],
-                          xerr=[[x0 - max(fm["lo"], xfloor)], [max(fm["hi"], x0) - x0]], fmt="o", color="k", ms=4,
-                          capsize=3, lw=1)
-            ax_r.annotate(op.get("name", "operating point"), (x0, 1 - fn["value"]), fontsize=7,
-                          xytext=(6, -10), textcoords="offset points")
-            cx, cy = norm.ppf(np.clip(fm["value"], eps, 1 - eps)), norm.ppf(np.clip(fn["value"], eps, 1 - eps))
-            lo_x, hi_x = norm.ppf(np.clip([fm["lo"], fm["hi"]], eps, 1 - eps))
-            lo_y, hi_y = norm.ppf(np.clip([fn["lo"], fn["hi"]], eps, 1 - eps))
-            ax_d.errorbar([cx], [cy], xerr=[[cx - lo_x], [hi_x - cx]], yerr=[[cy - lo_y], [hi_y - cy]], fmt="o", color="k",
-                          ms=4, capsize=3, lw=1)
-            ax_d.annotate(op.get("name", "operating point"), (cx, cy), fontsize=7, xytext=(6, -10), textcoords="offset points")
-    ax_r.set(xscale="log", xlim=(floor * 0.8, 1.05), ylim=(-0.02, 1.02), xlabel="FMR / APCER (pooled)",
-             ylabel="1 - FNMR / 1 - BPCER", title=f"ROC - {title}")
-    ax_r.grid(alpha=0.3, which="both")
-    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95])
-    for set_ticks in (ax_d.set_xticks, ax_d.set_yticks):
-        set_ticks(norm.ppf(ticks))
-    ax_d.set_xticklabels([f"{t:g}" for t in ticks])
-    ax_d.set_yticklabels([f"{t:g}" for t in ticks])
-    ax_d.set(xlabel="FMR / APCER (normal deviate)", ylabel="FNMR / BPCER (normal deviate)", title=f"DET - {title}")
-    ax_d.grid(alpha=0.3)
-    if drawn:
-        ax_r.legend(fontsize=7, loc="lower right")
-        ax_d.legend(fontsize=7, loc="upper right")
-    return to_png(fig_r), to_png(fig_d)
+    data = _curves(curves)
+    return to_png(_build_roc(curves, points, title, data)), to_png(_build_det(curves, points, title, data))
+
 
 
 # --------------------------------------------------------------------------------------------------- PAD species

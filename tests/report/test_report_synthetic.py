@@ -102,7 +102,7 @@ def test_synthetic_report(tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", html) and "<link" not in html
     assert "url(" not in html and "@import" not in html
     data = json.loads((out / "report.json").read_text())
-    assert data["metrics"]["system/eval/expected_cost/value"] >= 0
+    assert data["metrics"]["system_level/eval/expected_cost/value"] >= 0
     cond = pd.read_csv(out / "conditions.csv")
     assert {"session", "glasses"} <= set(cond["condition"]) and {"FNMR", "FMR", "BPCER", "APCER_max", "FTA"} <= set(cond["metric"])
     # gallery: 3 + 3 tiles, all aligned crops of the embedder's size, none the 320x240 frame
