@@ -112,7 +112,7 @@ def _curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[str,
 def _build_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, dict], title: str,
                data: list | None = None):
     """ROC: FMR (%) on a log axis, true-accept rate (%) on a linear axis zoomed to the drawn data."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = plt.subplots(figsize=(7.2, 6.4))
     data = _curves(curves) if data is None else data
     mins = [1 / s["n_neg"] for _, _, s, _ in data]
     for label, *_ in data:
@@ -149,7 +149,7 @@ def _build_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[st
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: pct_text(round(v, 6))))
     ax.grid(alpha=0.3, which="major")
     if data:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     return fig
 
 
@@ -171,7 +171,7 @@ def _roc_point(ax, op: tuple[dict, dict], name: str, names: tuple[str, str], edg
 def _build_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, dict], title: str,
                data: list | None = None):
     """DET: FMR and FNMR (%) on normal-deviate axes; zero rates on the lower/left edge, labelled "0 of n"."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = plt.subplots(figsize=(7.2, 6.4))
     data = _curves(curves) if data is None else data
     mins, need = [], 0.5
     for label, _, s, _ in data:
@@ -215,7 +215,7 @@ def _build_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[st
            ylabel="FNMR / BPCER (%, normal-deviate scale)", title=f"DET - {title}")
     ax.grid(alpha=0.3)
     if data:
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     return fig
 
 
