@@ -1,9 +1,11 @@
-"""The operating point document: its canonical text, its content hash, and its signature.
+"""The operating point document: its canonical text, its content hash, its signature, and its verification.
 
 Standard library only (Ed25519 needs the optional ``cryptography`` package, imported only for Ed25519), so that
 :mod:`harness.runtime` and this module can be vendored into a service together. ``content_sha256`` covers everything
 but itself and ``signature``; the signature (HMAC-SHA256 with a key held outside the file, or Ed25519) covers the
 canonical content including ``content_sha256``. Keys are never stored in the file, the code or the config.
+:func:`verify_document` parses a file's text and refuses anything the exporter did not write (re-exported by
+:mod:`harness.runtime`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = ["OperatingPointRefused", "canonical", "content_sha256", "serialize", "signing_key", "key_id",
-           "sign_document", "verify_signature", "MIN_KEY_BYTES", "UNSIGNED_REASON"]
+           "sign_document", "verify_signature", "verify_document", "MIN_KEY_BYTES", "UNSIGNED_REASON",
+           "MAX_FILE_BYTES", "SUPPORTED_SCHEMA_VERSIONS", "RETIRED_SCHEMA_VERSIONS"]
 
 #: shortest HMAC key accepted (NIST SP 800-107: an HMAC key should have at least the security strength wanted)
 MIN_KEY_BYTES = 32
@@ -170,3 +175,128 @@ def verify_signature(doc: dict, key: bytes | None = None, public_key: bytes | st
 def serialize(doc: dict) -> str:
     """The exact text of an operating point file (indented, sorted keys, ASCII, trailing newline)."""
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ verification
+
+#: the largest operating point file read (a real export is well under 1 MiB)
+MAX_FILE_BYTES = 64 * 2**20
+
+#: the versions read: 3.1 adds ``observed_scores`` (a 3.0 file is read without them; its decisions say so)
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0", "3.1")
+#: why an older file is refused (not only that it is)
+RETIRED_SCHEMA_VERSIONS = {
+    "1.0": ("its thresholds were chosen on trial-level confidence bounds (frames of one person counted as independent) "
+            "and may be dominated (security given away for no convenience) or not float-safe; re-export it from its "
+            "run directory with this harness: python -m harness.cli export <run_dir> -o operating_point.json"),
+    "2.0": ("it carries no signature, so anyone could have edited its thresholds and recomputed its content hash; "
+            "re-export and sign it: python -m harness.cli export <run_dir> -o OP.json && python -m harness.cli sign OP.json"),
+}
+
+
+def _schema() -> dict | None:
+    try:
+        from harness.export.schema import SCHEMA  # pure data module; no heavy imports
+    except ImportError:  # vendored as a single file: structural checks below still run
+        return None
+    return SCHEMA
+
+
+def verify_document(raw: bytes | str) -> dict:
+    """Parse and verify the text of an operating point file; return the document or raise
+    :class:`OperatingPointRefused` with a one-line reason."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as e:
+            raise OperatingPointRefused(f"refused: the file is not the ASCII text the exporter writes (byte {e.start} "
+                                        "was changed or the file is not an operating point)") from None
+    else:
+        text = raw
+    if len(text) > MAX_FILE_BYTES:
+        raise OperatingPointRefused(f"refused: the file is {len(text)} bytes, more than an export ever is")
+
+    def _no_constant(c: str):
+        raise ValueError(f"{c} is not a JSON number the exporter writes")
+
+    try:
+        doc = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise OperatingPointRefused("refused: the file nests JSON deeper than any export; it was not written by the "
+                                    "exporter") from None
+    except ValueError as e:
+        if not isinstance(e, json.JSONDecodeError):
+            raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
+        raise OperatingPointRefused(f"refused: the file is not valid JSON ({e.msg} at line {e.lineno}, column "
+                                    f"{e.colno}); it was corrupted or edited") from None
+    if not isinstance(doc, dict):
+        raise OperatingPointRefused("refused: the file does not hold a JSON object")
+    version = doc.get("schema_version")
+    if version in RETIRED_SCHEMA_VERSIONS:
+        raise OperatingPointRefused(f"refused: schema_version {version!r} is retired: {RETIRED_SCHEMA_VERSIONS[version]}")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise OperatingPointRefused(f"refused: unsupported schema_version {version!r}; this runtime reads "
+                                    f"{', '.join(SUPPORTED_SCHEMA_VERSIONS)} (re-export with a matching harness)")
+    stored = doc.get("content_sha256")
+    try:
+        actual = content_sha256(doc)
+    except (ValueError, RecursionError) as e:  # e.g. 1e400 parsed as inf
+        raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
+    if stored != actual:
+        raise OperatingPointRefused(f"refused: checksum mismatch: content_sha256 in the file is {stored!r} but the "
+                                    f"content hashes to {actual}; the file was modified after export")
+    try:
+        expected_text = serialize(doc)
+    except ValueError as e:  # NaN / inf smuggled in
+        raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
+    if text != expected_text:
+        raise OperatingPointRefused("refused: the file is not byte-identical to its canonical export form (its content "
+                                    "hash matches, but its text was edited, e.g. whitespace or key order); re-export it")
+    schema = _schema()
+    if schema is not None:
+        try:
+            import jsonschema
+        except ImportError:  # pragma: no cover - jsonschema is a dependency of the harness
+            jsonschema = None
+        if jsonschema is not None:
+            errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+            if errors:
+                e = errors[0]
+                where = "/".join(str(p) for p in e.path) or "(top level)"
+                raise OperatingPointRefused(f"refused: schema violation at {where}: {e.message}")
+    _structural_checks(doc)
+    return doc
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _structural_checks(doc: dict) -> None:
+    """Checks that hold whether or not jsonschema is available: usable thresholds and bands."""
+    th = doc.get("thresholds")
+    if not isinstance(th, dict):
+        raise OperatingPointRefused("refused: no 'thresholds' object")
+    bands = th.get("bands")
+    if not isinstance(bands, dict):
+        raise OperatingPointRefused("refused: thresholds.bands is missing")
+    for score in ("match", "pad"):
+        b = bands.get(score)
+        if not isinstance(b, dict) or not _num(b.get("accept_at_or_above")) or not _num(b.get("reject_below")):
+            raise OperatingPointRefused(f"refused: thresholds.bands.{score} lacks finite accept/reject thresholds")
+        if b["reject_below"] > b["accept_at_or_above"]:
+            raise OperatingPointRefused(f"refused: thresholds.bands.{score}: reject_below > accept_at_or_above")
+    if bands["match"]["accept_at_or_above"] != th.get("t_match") or bands["pad"]["accept_at_or_above"] != th.get("t_pad"):
+        raise OperatingPointRefused("refused: thresholds.t_match/t_pad disagree with the accept thresholds of the bands")
+    obs = doc.get("observed_scores")
+    if doc.get("schema_version") != "3.0" and not isinstance(obs, dict):
+        raise OperatingPointRefused(f"refused: schema {doc.get('schema_version')} requires observed_scores")
+    for score in ("match", "pad") if isinstance(obs, dict) else ():
+        classes = obs.get(score)
+        if not isinstance(classes, dict):
+            raise OperatingPointRefused(f"refused: observed_scores.{score} is not an object")
+        for cls, r in classes.items():
+            if not (isinstance(r, dict) and _num(r.get("min")) and _num(r.get("max")) and r["min"] <= r["max"]
+                    and isinstance(r.get("n"), int) and not isinstance(r["n"], bool) and r["n"] >= 1):
+                raise OperatingPointRefused(f"refused: observed_scores.{score}.{cls} is not a range min <= max over "
+                                            "n >= 1 scores")

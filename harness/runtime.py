@@ -2,7 +2,7 @@
 
 Standard library only (``jsonschema`` is used when installed): importing this module never imports Hydra,
 MLflow, torch, numpy or pandas, so it can be vendored into a service with :mod:`harness.opdoc` (the document's
-canonical form, content hash and signatures) beside it.
+canonical form, content hash, signatures and verification) beside it.
 
     from harness.runtime import load
     op = load("operating_point.json", embedder_sha256=EMB_SHA, pad_sha256=PAD_SHA)
@@ -10,6 +10,7 @@ canonical form, content hash and signatures) beside it.
     d.outcome   # "accept" | "review" | "reject"
     d.reason    # why, in words
     d.evidence  # "match score 0.72: FMR 3/4000 = 0.075% [0.015%, 0.22%] on nuaa eval ..."
+    d.flags     # () when both scores lie inside the range observed in evaluation
 
 :func:`load` refuses (raises :class:`OperatingPointRefused`) a file that is
 
@@ -35,23 +36,35 @@ Decision rule (scores: higher = more likely the same person / more likely bona f
 * reject  iff ``match < match.reject_below`` or ``pad < pad.reject_below`` (or a score is missing / not finite);
 * accept  iff ``match >= match.accept_at_or_above`` and ``pad >= pad.accept_at_or_above``;
 * review  otherwise (only possible when the export has a review band: ``reject_below < accept_at_or_above``).
+
+Two ranges are kept apart. A score outside the model's POSSIBLE range (``models.<role>.score_range``, e.g. above 0
+for minus a distance) is refused: reject, "refused input". A score inside it but outside the range OBSERVED in
+evaluation (``observed_scores``, schema 3.1: below the smallest or above the largest score of any class) is decided
+by the thresholds as usual but flagged (``Decision.flags``, repeated in ``reason`` and ``evidence``): "no evidence
+at this score: match score 0.72 is above every score observed in evaluation (max -0.21 over 951 trials)"; its
+evidence never reads as an observed "0/n = 0%" (no trial scored there; it gives the one-sided upper bound instead).
+A schema 3.0 file records no observed range: its decisions carry the flag "observed score range unknown (schema 3.0
+export)", and a score beyond the ends of its lookup table is flagged the same way. What a score means is in
+``models.<role>.score_scale`` (e.g. dlib: minus a Euclidean distance; a similarity of 0.72 is not "72%").
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 try:  # the harness installed
-    from harness.opdoc import (MIN_KEY_BYTES, UNSIGNED_REASON, OperatingPointRefused, canonical, content_sha256,
-                               key_id, serialize, sign_document, signing_key, verify_signature)
+    from harness.opdoc import (MAX_FILE_BYTES, MIN_KEY_BYTES, RETIRED_SCHEMA_VERSIONS, SUPPORTED_SCHEMA_VERSIONS,
+                               UNSIGNED_REASON, OperatingPointRefused, _num, canonical, content_sha256, key_id,
+                               serialize, sign_document, signing_key, verify_document, verify_signature)
 except ImportError:  # vendored beside opdoc.py (e.g. an MLflow model's code_paths)
-    from opdoc import (MIN_KEY_BYTES, UNSIGNED_REASON, OperatingPointRefused, canonical,  # type: ignore[no-redef]
-                       content_sha256, key_id, serialize, sign_document, signing_key, verify_signature)
+    from opdoc import (MAX_FILE_BYTES, MIN_KEY_BYTES, RETIRED_SCHEMA_VERSIONS,  # type: ignore[no-redef]
+                       SUPPORTED_SCHEMA_VERSIONS, UNSIGNED_REASON, OperatingPointRefused, _num, canonical,
+                       content_sha256, key_id, serialize, sign_document, signing_key, verify_document,
+                       verify_signature)
 
 __all__ = [
     "SUPPORTED_SCHEMA_VERSIONS",
@@ -72,118 +85,7 @@ __all__ = [
     "verify_signature",
 ]
 
-#: the largest operating point file read (a real export is well under 1 MiB)
-MAX_FILE_BYTES = 64 * 2**20
-
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0",)
-#: why an older file is refused (not only that it is)
-RETIRED_SCHEMA_VERSIONS = {
-    "1.0": ("its thresholds were chosen on trial-level confidence bounds (frames of one person counted as independent) "
-            "and may be dominated (security given away for no convenience) or not float-safe; re-export it from its "
-            "run directory with this harness: python -m harness.cli export <run_dir> -o operating_point.json"),
-    "2.0": ("it carries no signature, so anyone could have edited its thresholds and recomputed its content hash; "
-            "re-export and sign it: python -m harness.cli export <run_dir> -o OP.json && python -m harness.cli sign OP.json"),
-}
 OUTCOMES = ("accept", "review", "reject")
-
-
-# ------------------------------------------------------------------------------------------------ verification
-
-
-def _schema() -> dict | None:
-    try:
-        from harness.export.schema import SCHEMA  # pure data module; no heavy imports
-    except ImportError:  # vendored as a single file: structural checks below still run
-        return None
-    return SCHEMA
-
-
-def verify_document(raw: bytes | str) -> dict:
-    """Parse and verify the text of an operating point file; return the document or raise
-    :class:`OperatingPointRefused` with a one-line reason."""
-    if isinstance(raw, bytes):
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError as e:
-            raise OperatingPointRefused(f"refused: the file is not the ASCII text the exporter writes (byte {e.start} "
-                                        "was changed or the file is not an operating point)") from None
-    else:
-        text = raw
-    if len(text) > MAX_FILE_BYTES:
-        raise OperatingPointRefused(f"refused: the file is {len(text)} bytes, more than an export ever is")
-
-    def _no_constant(c: str):
-        raise ValueError(f"{c} is not a JSON number the exporter writes")
-
-    try:
-        doc = json.loads(text, parse_constant=_no_constant)
-    except RecursionError:
-        raise OperatingPointRefused("refused: the file nests JSON deeper than any export; it was not written by the "
-                                    "exporter") from None
-    except ValueError as e:
-        if not isinstance(e, json.JSONDecodeError):
-            raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
-        raise OperatingPointRefused(f"refused: the file is not valid JSON ({e.msg} at line {e.lineno}, column "
-                                    f"{e.colno}); it was corrupted or edited") from None
-    if not isinstance(doc, dict):
-        raise OperatingPointRefused("refused: the file does not hold a JSON object")
-    version = doc.get("schema_version")
-    if version in RETIRED_SCHEMA_VERSIONS:
-        raise OperatingPointRefused(f"refused: schema_version {version!r} is retired: {RETIRED_SCHEMA_VERSIONS[version]}")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise OperatingPointRefused(f"refused: unsupported schema_version {version!r}; this runtime reads "
-                                    f"{', '.join(SUPPORTED_SCHEMA_VERSIONS)} (re-export with a matching harness)")
-    stored = doc.get("content_sha256")
-    try:
-        actual = content_sha256(doc)
-    except (ValueError, RecursionError) as e:  # e.g. 1e400 parsed as inf
-        raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
-    if stored != actual:
-        raise OperatingPointRefused(f"refused: checksum mismatch: content_sha256 in the file is {stored!r} but the "
-                                    f"content hashes to {actual}; the file was modified after export")
-    try:
-        expected_text = serialize(doc)
-    except ValueError as e:  # NaN / inf smuggled in
-        raise OperatingPointRefused(f"refused: the file holds values JSON export never writes ({e})") from None
-    if text != expected_text:
-        raise OperatingPointRefused("refused: the file is not byte-identical to its canonical export form (its content "
-                                    "hash matches, but its text was edited, e.g. whitespace or key order); re-export it")
-    schema = _schema()
-    if schema is not None:
-        try:
-            import jsonschema
-        except ImportError:  # pragma: no cover - jsonschema is a dependency of the harness
-            jsonschema = None
-        if jsonschema is not None:
-            errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
-            if errors:
-                e = errors[0]
-                where = "/".join(str(p) for p in e.path) or "(top level)"
-                raise OperatingPointRefused(f"refused: schema violation at {where}: {e.message}")
-    _structural_checks(doc)
-    return doc
-
-
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _structural_checks(doc: dict) -> None:
-    """Checks that hold whether or not jsonschema is available: usable thresholds and bands."""
-    th = doc.get("thresholds")
-    if not isinstance(th, dict):
-        raise OperatingPointRefused("refused: no 'thresholds' object")
-    bands = th.get("bands")
-    if not isinstance(bands, dict):
-        raise OperatingPointRefused("refused: thresholds.bands is missing")
-    for score in ("match", "pad"):
-        b = bands.get(score)
-        if not isinstance(b, dict) or not _num(b.get("accept_at_or_above")) or not _num(b.get("reject_below")):
-            raise OperatingPointRefused(f"refused: thresholds.bands.{score} lacks finite accept/reject thresholds")
-        if b["reject_below"] > b["accept_at_or_above"]:
-            raise OperatingPointRefused(f"refused: thresholds.bands.{score}: reject_below > accept_at_or_above")
-    if bands["match"]["accept_at_or_above"] != th.get("t_match") or bands["pad"]["accept_at_or_above"] != th.get("t_pad"):
-        raise OperatingPointRefused("refused: thresholds.t_match/t_pad disagree with the accept thresholds of the bands")
 
 
 # --------------------------------------------------------------------------------------------------- decisions
@@ -191,16 +93,20 @@ def _structural_checks(doc: dict) -> None:
 
 @dataclass(frozen=True)
 class Decision:
-    """One decision: ``outcome`` (accept / review / reject), the ``reason`` in words, and the ``evidence`` line."""
+    """One decision: ``outcome`` (accept / review / reject), the ``reason`` in words, the ``evidence`` line, and
+    ``flags``: what the decision is not backed by (empty when both scores lie where evaluation observed scores), e.g.
+    "no evidence at this score: ..." for a score beyond every score observed in evaluation, or "observed score range
+    unknown (schema 3.0 export)". Every flag is also in ``reason``."""
 
     outcome: str
     reason: str
     match_score: float | None
     pad_score: float | None
     evidence: str
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"flags": list(self.flags)}
 
 
 def _pct(x: float) -> str:
@@ -254,6 +160,47 @@ class OperatingPoint:
         ds = doc.get("dataset", {})
         self._lookup = doc.get("lookup", {})
         self._where = f"{ds.get('name', '?')} {self._lookup.get('partition', 'eval')}"
+        self._observed = {score: self._observed_range(score) for score in ("match", "pad")}
+
+    def _observed_range(self, score: str) -> tuple[float, float, int, str] | None:
+        """(min, max, n, what) of the ``score`` ("match" / "pad") values observed in evaluation, over every class;
+        for a 3.0 export (no ``observed_scores``) the ends of its lookup table (they are the extreme scores of the
+        two classes it covers); None when the export records neither."""
+        obs, t = self.doc.get("observed_scores"), self._lookup.get(score)
+        if isinstance(obs, dict):
+            rs = list((obs.get(score) or {}).values())
+            where = "evaluation" if obs.get("partition", "eval") == "eval" else f"the {obs['partition']} partition"
+            return (min(r["min"] for r in rs), max(r["max"] for r in rs), sum(int(r["n"]) for r in rs),
+                    f"every score observed in {where}") if rs else (math.inf, -math.inf, 0, f"observed in {where}")
+        if not t or not t.get("score"):
+            return None
+        if score == "match":
+            n, what = int(t["n_impostor"]) + int(t.get("n_genuine") or 0), "genuine and impostor"
+        else:
+            n = int(t.get("n_bona_fide") or 0) + sum(int(d["n"]) for d in t.get("species", {}).values())
+            what = "bona fide and attack"
+        return float(t["score"][0]), float(t["score"][-1]), n, f"every {what} score in the export's lookup table"
+
+    def no_evidence(self, score: str, v: float | None) -> str | None:
+        """The flag for a ``score`` ("match" / "pad") value ``v`` beyond every score observed in evaluation (None
+        when ``v`` lies inside the observed range, or no range is known)."""
+        r = self._observed[score]
+        if v is None or r is None or r[0] <= v <= r[1]:
+            return None
+        lo, hi, n, what = r
+        name, unit = ("match", "trials") if score == "match" else ("PAD", "presentations")
+        if n == 0:
+            return f"no evidence at this score: no {name} score was {what}"
+        side, end = ("above", f"max {hi:.6g}") if v > hi else ("below", f"min {lo:.6g}")
+        return f"no evidence at this score: {name} score {v:.6g} is {side} {what} ({end} over {n} {unit})"
+
+    def flags(self, m: float | None, p: float | None) -> list[str]:
+        """What a decision on the finite scores ``m`` / ``p`` is not backed by (see :class:`Decision`)."""
+        out = []
+        if not isinstance(self.doc.get("observed_scores"), dict):
+            out.append("observed score range unknown (schema 3.0 export)" if self.doc.get("schema_version") == "3.0"
+                       else "observed score range unknown (not exported)")
+        return out + [f for f in (self.no_evidence("match", m), self.no_evidence("pad", p)) if f]
 
     # -- identity
     @property
@@ -277,25 +224,30 @@ class OperatingPoint:
         problems = [x for x in (_score_problem(match_score, m, "match", (models.get("embedder") or {}).get("score_range")),
                                 _score_problem(pad_score, p, "PAD", (models.get("pad") or {}).get("score_range")))
                     if x]
+        flags = self.flags(m, p)
+
+        def decision(outcome: str, reason: str) -> Decision:
+            flagged = f"; flagged: {'; '.join(flags)}" if flags else ""
+            return Decision(outcome, reason + flagged, m, p, self.evidence(m, p), tuple(flags))
+
         if problems:
-            return Decision("reject", "reject: refused input: " + "; ".join(problems), m, p, self.evidence(m, p))
-        ev = self.evidence(m, p)
+            return decision("reject", "reject: refused input: " + "; ".join(problems))
         rejects = []
         if p < self.pad_reject:
             rejects.append(f"PAD score {p:.6g} < {self.pad_reject:.6g} (presentation attack suspected)")
         if m < self.match_reject:
             rejects.append(f"match score {m:.6g} < {self.match_reject:.6g} (not the enrolled person)")
         if rejects:
-            return Decision("reject", "reject: " + "; ".join(rejects), m, p, ev)
+            return decision("reject", "reject: " + "; ".join(rejects))
         if m >= self.match_accept and p >= self.pad_accept:
-            return Decision("accept", f"accept: match score {m:.6g} >= {self.match_accept:.6g} and PAD score {p:.6g} "
-                                      f">= {self.pad_accept:.6g}", m, p, ev)
+            return decision("accept", f"accept: match score {m:.6g} >= {self.match_accept:.6g} and PAD score {p:.6g} "
+                                      f">= {self.pad_accept:.6g}")
         band = []
         if m < self.match_accept:
             band.append(f"match score {m:.6g} in the review band [{self.match_reject:.6g}, {self.match_accept:.6g})")
         if p < self.pad_accept:
             band.append(f"PAD score {p:.6g} in the review band [{self.pad_reject:.6g}, {self.pad_accept:.6g})")
-        return Decision("review", "review: " + "; ".join(band) + "; send to manual review", m, p, ev)
+        return decision("review", "review: " + "; ".join(band) + "; send to manual review")
 
     def decide_many(self, pairs) -> list[Decision]:
         return [self.decide(m, p) for m, p in pairs]
@@ -310,6 +262,16 @@ class OperatingPoint:
         t = self._lookup.get("match")
         if m is None:
             return "match score missing"
+        flag = self.no_evidence("match", m)
+        if flag:  # no trial there: never an observed "0/n = 0%"
+            n = int(t["n_impostor"]) if t else 0
+            if not n:
+                return flag + self._scale("embedder")
+            if self._observed["match"][2] > 0 and m < self._observed["match"][0]:
+                return flag + f"; all {n} impostor trials scored above it" + self._scale("embedder")
+            return (flag + f"; no impostor trial of {n} scored this high: 0 observed is not evidence of 0% (trial-level "
+                    f"one-sided 95% upper bound on FMR {_pct(1 - 0.05 ** (1 / n))}; wider when trials share people)"
+                    + self._scale("embedder"))
         if not t or not t.get("score"):
             return f"match score {m:.4g}: no lookup table in the export"
         exact = bool(t.get("exact"))
@@ -329,6 +291,15 @@ class OperatingPoint:
         t = self._lookup.get("pad")
         if p is None:
             return "PAD score missing"
+        flag = self.no_evidence("pad", p)
+        if flag:  # no presentation there: never an observed "0/n = 0%"
+            sp = sorted((t or {}).get("species", {}).items())
+            if self._observed["pad"][2] > 0 and p < self._observed["pad"][0]:
+                return flag + "; every presentation scored above it" + self._scale("pad")
+            ub = ", ".join(f"{s} {_pct(1 - 0.05 ** (1 / int(d['n'])))} (0 of {int(d['n'])})" for s, d in sp)
+            return (flag + "; no attack presentation scored this high: 0 observed is not evidence of 0%"
+                    + (f" (trial-level one-sided 95% upper bound on APCER {ub}; wider when presentations share people)"
+                       if ub else "") + self._scale("pad"))
         if not t or not t.get("score"):
             return f"PAD score {p:.4g}: no lookup table in the export"
         exact = bool(t.get("exact"))
@@ -349,6 +320,10 @@ class OperatingPoint:
             kb_lo = t["bpcer_k"][j - 1] if j > 0 else 0
             bp = f"; bona fide presentations scoring below it: {self._rate_text(kb if exact else kb_lo, kb, int(nb), exact)}"
         return f"PAD score {p:.4g} ≈ APCER {', '.join(parts) or 'n/a'} on {self._where} (attacks scoring >= it){bp}"
+
+    def _scale(self, role: str) -> str:
+        scale = (self.doc.get("models", {}).get(role) or {}).get("score_scale")
+        return f" (score scale: {scale})" if scale else ""
 
     def evidence(self, match_score: Any = None, pad_score: Any = None) -> str:
         return f"{self.match_evidence(_score(match_score))}; {self.pad_evidence(_score(pad_score))}"

@@ -7,6 +7,9 @@ exactly at the smallest table score ``>= x``. Otherwise the scores are thinned e
 brackets the rate between two neighbouring rows.
 
 PAD table: the same over attack presentations, per PAI species (``apcer_k``), with ``bpcer_k`` over bona fide.
+
+Observed ranges (:func:`observed_score_ranges`): the smallest and largest score of each class on the partition, so
+that the runtime can tell a score inside the evidence from one beyond it (where the tables hold no trial at all).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from harness.metrics.intervals import clopper_pearson
 from harness.policy.data import ScoreSets
 
-__all__ = ["match_table", "pad_table", "lookup_tables"]
+__all__ = ["match_table", "pad_table", "lookup_tables", "observed_score_ranges"]
 
 
 def _points(neg: np.ndarray, pos: np.ndarray, max_points: int) -> tuple[np.ndarray, bool]:
@@ -72,3 +76,34 @@ def lookup_tables(ss: ScoreSets, max_points: int = 512, alpha: float = 0.05) -> 
     return {"partition": ss.partition,
             "match": match_table(ss.imp_m, ss.gen_m, max_points, alpha),
             "pad": pad_table(ss.bona_pad, ss.att_pad, ss.att_pad_species, max_points)}
+
+
+def _range(scores: pd.Series) -> dict[str, Any] | None:
+    v = scores.to_numpy(dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    return {"min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+
+def observed_score_ranges(trials: pd.DataFrame, probes: pd.DataFrame, partition: str = "eval") -> dict[str, Any]:
+    """The scores observed on ``partition``, per class: ``{"partition", "match": {"genuine", "impostor",
+    "attack:<species>"}, "pad": {"bona_fide", "attack:<species>"}}``, each ``{"min", "max", "n"}``.
+
+    Match scores: trials of kind genuine / impostor / attack; PAD scores: scored probes (each presentation once) by
+    label and PAI species. Only finite scores count (``n``); a class with none is left out."""
+    out: dict[str, Any] = {"partition": partition, "match": {}, "pad": {}}
+    t = trials[trials["partition"] == partition]
+    groups: list[tuple[str, str, pd.Series]] = [("match", k, t.loc[t["kind"] == k, "match_score"])
+                                                 for k in ("genuine", "impostor")]
+    att = t[t["kind"] == "attack"]
+    groups += [("match", f"attack:{sp}", g["match_score"]) for sp, g in att.groupby(att["species"].astype(str))]
+    p = probes[(probes["partition"] == partition) & (probes["status"] == "scored")]
+    groups.append(("pad", "bona_fide", p.loc[p["label"] == "bona_fide", "pad_score"]))
+    pa = p[p["label"] == "attack"]
+    groups += [("pad", f"attack:{sp}", g["pad_score"]) for sp, g in pa.groupby(pa["species"].astype(str))]
+    for score, cls, values in groups:
+        r = _range(values)
+        if r is not None:
+            out[score][cls] = r
+    return out

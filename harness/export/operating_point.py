@@ -4,7 +4,9 @@ Versioned (:data:`SCHEMA_VERSION`, JSON Schema in :mod:`harness.export.schema`, 
 before writing). It holds: schema version, creation time, harness version and git sha, the resolved config, the
 models (name, weights sha256, preprocessing), the thresholds and review bands, the policy and its inputs, the
 expected rates on eval (k/n with intervals), the standards verdicts, the dataset fingerprint (manifest hash,
-counts), score -> FMR and PAD score -> APCER lookup tables, and ``content_sha256``.
+counts), score -> FMR and PAD score -> APCER lookup tables, the scores observed per class on the reported partition
+(``observed_scores``: outside them the runtime flags "no evidence at this score"), and ``content_sha256``. Each
+model may state what its score is in words (``models.<role>.score_scale``).
 
 ``content_sha256`` = sha256 of the canonical JSON (sorted keys, no whitespace, ASCII) of the document without
 that field; the file itself is written in one canonical indented form, so :mod:`harness.runtime` refuses a file
@@ -90,7 +92,7 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
     ``$HARNESS_SIGNING_KEY`` / ``$HARNESS_SIGNING_KEY_FILE``; None = unsigned, hence not deployable);
     ``private_key_pem`` signs with Ed25519 instead.
     """
-    from harness.export.lookup import lookup_tables
+    from harness.export.lookup import lookup_tables, observed_score_ranges
     from harness.policy.data import score_sets
 
     report = op.get("report") or {}
@@ -108,10 +110,15 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
         not_deployable.append(UNSIGNED_REASON)
     counts: dict[str, Any] = {}
     lookup: dict[str, Any] = {"partition": part, "match": None, "pad": None}
+    observed: dict[str, Any] = {"partition": part, "match": {}, "pad": {}}
     if trials is not None and probes is not None:
         for p in ("dev", "eval"):
             counts[p] = score_sets(trials, probes, p).counts()
         lookup = lookup_tables(score_sets(trials, probes, part), max_lookup_points)
+        observed = observed_score_ranges(trials, probes, part)
+    # score_scale: exported when given (a model without one states nothing rather than an empty string)
+    models = {role: ({k: v for k, v in m.items() if k != "score_scale" or v} if isinstance(m, dict) else m)
+              for role, m in (models or {}).items()}
     policy_inputs = {k: v for k, v in (op.get("policy") or {}).items() if k not in ("name",)}
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -153,6 +160,7 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
         "standards": report.get("standards", []),
         "dataset": dict(dataset) | {"counts": counts},
         "lookup": lookup,
+        "observed_scores": observed,
         "config": redact_config(config),  # credentials in URIs (a tracking token) never reach the export
     }
     doc = plain(doc)

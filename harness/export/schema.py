@@ -1,7 +1,20 @@
-"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.0. Pure data: no imports beyond stdlib.
+"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.1. Pure data: no imports beyond stdlib.
 
 Version policy: a change that an older runtime could misread (a renamed or re-interpreted field, a new decision
-rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions.
+rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions. A
+change an older file can be read under (only fields added) bumps the minor version, and the schema still validates
+files of the earlier minor version (``schema_version`` is one of :data:`SCHEMA_VERSIONS`).
+
+3.1 (from 3.0): what a score means. Added: ``observed_scores`` (required in 3.1, absent in 3.0): the scores
+observed on the reported partition, ``{"partition", "match": {"genuine" | "impostor" | "attack:<species>": {"min",
+"max", "n"}}, "pad": {"bona_fide" | "attack:<species>": {"min", "max", "n"}}}`` (match scores over trials, PAD
+scores over scored presentations, ``n`` = finite scores in the class). The runtime still decides a score outside
+that range by the thresholds but flags it ("no evidence at this score") and never reports an error rate observed
+there; a score outside the model's possible range (``models.<role>.score_range``) is still refused. A 3.0 file is
+read with the flag "observed score range unknown (schema 3.0 export)" (and a score beyond the ends of its lookup
+table is flagged as without evidence). ``models.<role>.score_scale`` (optional
+string): what the model's score is, in words (e.g. minus a Euclidean distance, a cosine similarity, a softmax
+probability) - a score is not a percentage unless its scale says so.
 
 3.0 (from 2.0): signed exports. Added: ``signature`` (``alg`` HMAC-SHA256 or Ed25519, ``key_id`` - a hash naming
 the key, never the key - and ``value``) over the canonical content including ``content_sha256``; ``content_sha256``
@@ -22,7 +35,9 @@ Changed: every rate (``expected_rates_on_eval``, ``policy.on_selection_data``, s
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "3.0"
+SCHEMA_VERSION = "3.1"
+#: the versions this schema validates (the runtime reads the same): 3.0 files have no ``observed_scores``
+SCHEMA_VERSIONS = ("3.0", "3.1")
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -57,14 +72,30 @@ _MODEL = {
     "required": ["name", "weights_sha256", "preprocessing"],
     "properties": {"name": {"type": "string"}, "weights_sha256": _WEIGHTS_SHA256, "preprocessing": {},
                    "score_range": {"type": ["array", "null"], "minItems": 2, "maxItems": 2,
-                                   "items": {"type": ["number", "null"]}}},
+                                   "items": {"type": ["number", "null"]}},
+                   "score_scale": {"type": "string"}},
 }
 _INT_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+_OBSERVED_RANGE = {"type": "object", "required": ["min", "max", "n"], "additionalProperties": False,
+                   "properties": {"min": {"type": "number"}, "max": {"type": "number"},
+                                  "n": {"type": "integer", "minimum": 1}}}
+_OBSERVED = {
+    "type": "object",
+    "required": ["partition", "match", "pad"],
+    "additionalProperties": False,
+    "properties": {
+        "partition": {"enum": ["dev", "eval"]},
+        "match": {"type": "object", "propertyNames": {"pattern": "^(genuine|impostor|attack:.+)$"},
+                  "additionalProperties": _OBSERVED_RANGE},
+        "pad": {"type": "object", "propertyNames": {"pattern": "^(bona_fide|attack:.+)$"},
+                "additionalProperties": _OBSERVED_RANGE},
+    },
+}
 _NUM_LIST = {"type": "array", "items": {"type": "number"}}
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:face-pad-harness:operating-point:3.0",
+    "$id": "urn:face-pad-harness:operating-point:3.1",
     "title": "face-pad-harness operating point",
     "type": "object",
     "required": [
@@ -73,8 +104,12 @@ SCHEMA: dict = {
         "unmeasurable",
     ],
     "additionalProperties": False,
+    # observed_scores: required in 3.1, absent in 3.0
+    "if": {"properties": {"schema_version": {"const": "3.0"}}},
+    "then": {"not": {"required": ["observed_scores"]}},
+    "else": {"required": ["observed_scores"]},
     "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"enum": list(SCHEMA_VERSIONS)},
         "kind": {"const": "face-pad-harness/operating-point"},
         "created_at": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"},
         "harness_version": {"type": "string"},
@@ -223,6 +258,7 @@ SCHEMA: dict = {
                 },
             },
         },
+        "observed_scores": _OBSERVED,
         "config": {"type": "object"},
         "content_sha256": _SHA256,
     },

@@ -48,6 +48,11 @@ class Embedder(_Model):
     dim: int = 0
     #: "cosine" (similarity = cosine) or "euclidean" (similarity = -L2 distance)
     metric: str = "cosine"
+    #: what the similarity score is, in words (exported as ``models.embedder.score_scale``): its unit, its range,
+    #: which way is "more similar", and the model's own decision rule if it has one. A score is not a percentage
+    #: or a probability unless this says so.
+    score_scale: str = ("similarity of two embeddings, higher = more likely the same person; the model states no "
+                        "scale (not a probability or a percentage)")
     #: (H, W) of the aligned crop
     crop_size: tuple[int, int] = (112, 112)
     #: 5x2 landmark template in crop pixel coordinates (see module docstring for the order)
@@ -74,6 +79,9 @@ class PADModel(_Model):
     #: the range every bona fide score lies in (None = unbounded; the production runtime refuses scores outside it);
     #: None when unknown
     score_range: tuple[float | None, float | None] | None = None
+    #: what the bona fide score is, in words (exported as ``models.pad.score_scale``); see :attr:`Embedder.score_scale`
+    score_scale: str = ("bona fide score, higher = more likely bona fide; the model states no scale (not a "
+                        "probability or a percentage)")
 
     @abstractmethod
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -234,6 +234,10 @@ class DlibResNet(Embedder):
     template = TEMPLATE
     #: dlib's same-person rule: distance below this (from the weight file's loss layer)
     distance_threshold = 0.6
+    score_scale = ("minus the Euclidean distance between two 128-d dlib face descriptors (not normalised): 0 = "
+                   "identical, higher = more similar, never above 0; dlib's own same-person rule is distance < 0.6 "
+                   "(score > -0.6; face_recognition's compare_faces default tolerance); not a probability or a "
+                   "percentage")
 
     def __init__(self) -> None:
         super().__init__()

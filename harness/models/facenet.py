@@ -125,6 +125,8 @@ class FaceNet(Embedder):
     dim = 512
     metric = "cosine"
     crop_size = (CROP, CROP)
+    score_scale = ("cosine similarity of two 512-d InceptionResnetV1 (FaceNet) embeddings, in [-1, 1]: 1 = same "
+                   "direction, higher = more similar; not a probability or a percentage")
 
     def __init__(self, name: str, state_dict: dict[str, torch.Tensor], weights_sha256: str, margin: float = 0.0):
         super().__init__()

@@ -326,6 +326,9 @@ class MiniFASNetPAD(PADModel):
     """One MiniFASNet model: ``crop`` cuts its own scaled 80x80 patch; ``forward`` returns p(live) ``[B]``."""
 
     score_range = (0.0, 1.0)  # softmax probability of the live class
+    score_scale = ("softmax probability of the live class (index 1 of 3 outputs) of one MiniFASNet, in [0, 1], higher "
+                   "= more likely bona fide; an uncalibrated network output, not a measured probability of a live "
+                   "presentation")
 
     crop_size = INPUT_HW
 
@@ -373,6 +376,9 @@ class MiniFASNetEnsemble(PADModel):
     """
 
     score_range = (0.0, 1.0)  # mean of softmax probabilities
+    score_scale = ("mean of the live-class softmax probabilities of MiniFASNetV2 and MiniFASNetV1SE, in [0, 1], higher "
+                   "= more likely bona fide; an uncalibrated network output, not a measured probability of a live "
+                   "presentation")
 
     name = "minifasnet_ensemble"
     crop_size = (80, 160)

@@ -221,6 +221,8 @@ class FacepluginFeature(Embedder):
     metric = "cosine"
     crop_size = (112, 112)
     template = ARCFACE_TEMPLATE_112
+    score_scale = ("cosine similarity of two 512-d ArcFace-style embeddings, in [-1, 1]: 1 = same direction, higher = "
+                   "more similar; not a probability or a percentage")
     preprocessing = (
         "RGB uint8 112x112 crop aligned by a 5-point similarity onto the ArcFace template "
         "[[38.2946,51.6963],[73.5318,51.5014],[56.0252,71.7366],[41.5493,92.3655],[70.7299,92.2041]]; "
@@ -250,6 +252,8 @@ class FacepluginLiveness(PADModel):
     """``forward(uint8 [B,3,128,128] RGB) -> p(live) [B]`` (softmax index 0)."""
 
     score_range = (0.0, 1.0)  # softmax probability p[0] (live)
+    score_scale = ("softmax probability of the live class (index 0 of 3 outputs), in [0, 1], higher = more likely "
+                   "bona fide; an uncalibrated network output, not a measured probability of a live presentation")
 
     name = "faceplugin_liveness"
     crop_size = (LIVENESS_SIZE, LIVENESS_SIZE)

@@ -203,6 +203,9 @@ class MobileFaceNetTFLite(_TFLiteModel, Embedder):
     name = "expo_mobilefacenet"
     dim = 192
     metric = "cosine"
+    score_scale = ("cosine similarity of two 192-d MobileFaceNet embeddings, in [-1, 1], higher = more similar (the "
+                   "package's own rule, Euclidean distance < 1.1 between L2-normalised embeddings, is cosine > "
+                   "0.395); not a probability or a percentage")
     crop_size = (112, 112)
     template = ARCFACE_TEMPLATE_112
     preprocessing = (
@@ -235,6 +238,9 @@ class FaceAntiSpoofingTFLite(_TFLiteModel, PADModel):
     """``forward(uint8 [B,3,256,256] RGB) -> -spoof_score [B]`` (higher = bona fide; package: live iff > -0.2)."""
 
     score_range = (None, 0.0)  # minus a sum of absolute leaf scores
+    score_scale = ("minus the Deep Tree Network's spoof score (the absolute leaf score of the leaf the sample is "
+                   "routed to), never above 0, higher = more likely bona fide; the package's own rule is live iff "
+                   "score > -0.2; not a probability or a percentage")
 
     name = "expo_face_antispoofing"
     crop_size = (256, 256)

@@ -82,9 +82,14 @@ def test_evidence_line_reads_exact_fmr(tmp_path):
     ev = score_sets(t, p, "eval")
     tab = doc["lookup"]["match"]
     assert tab["exact"] and doc["lookup"]["partition"] == "eval"
-    for x in np.quantile(ev.imp_m, [0.0, 0.3, 0.9, 0.999]).tolist() + [float(ev.imp_m.max()) + 1]:
+    for x in np.quantile(ev.imp_m, [0.0, 0.3, 0.9, 0.999]).tolist():
         k = int(np.count_nonzero(ev.imp_m >= x))
         assert f"FMR {k}/{ev.imp_m.size} " in op.evidence(x, 0.5)
+    # above every score observed on eval: no trial there, so no observed "0/360 = 0%" (schema 3.1)
+    above = max(ev.gen_m.max(), ev.imp_m.max(), ev.att_m.max()) + 1
+    text = op.evidence(above, 0.5)
+    assert "no evidence at this score" in text and f"0/{ev.imp_m.size}" not in text
+    assert f"no impostor trial of {ev.imp_m.size} scored this high" in text
 
 
 # ----------------------------------------------------------------------------------------------- tamper tests
