@@ -34,19 +34,23 @@ def people(n: int) -> str:
     return f"{n} {'person' if int(n) == 1 else 'people'}"
 
 
-def rate_html(r: dict | None, min_subjects: int, what: str = "attempts") -> str:
+def rate_html(r: dict | None, min_subjects: int, what: str = "attempts", markdown: bool = False) -> str:
     """A rate as the first page shows it: per 10,000 with its people-aware range, the k of n behind it and the
-    people; or "insufficient evidence: N people" (with what was observed) when it rests on too few people."""
+    people; or "insufficient evidence: N people" (with what was observed) when it rests on too few people.
+    ``markdown``: plain text for the MLflow description instead of HTML."""
+    n_ = (lambda t: t) if markdown else num  # noqa: E731
+    b, b_ins, sm, end_b, end_sm = ("", "", "", "", "") if markdown else (
+        "<b>", '<b class="insufficient-text">', "<small>", "</b>", "</small>")
     if not r:
-        return '<span class="not-measured">not measured here</span>'
+        return "not measured here" if markdown else '<span class="not-measured">not measured here</span>'
     k, n, ppl = int(r["k"]), int(r["n"]), int(r.get("n_subjects", 0))
-    observed = f"observed {num(str(k) + ' of ' + str(n))} {what}"
+    observed = f"observed {n_(str(k) + ' of ' + str(n))}" + (f" {what}" if what else "")
     if r.get("evidence") == "insufficient":
-        return (f'<b class="insufficient-text">insufficient evidence: {num(people(ppl))}</b> '
-                f'<small>({observed}; at least {num(people(min_subjects))} needed)</small>')
+        return (f"{b_ins}insufficient evidence: {n_(people(ppl))}{end_b} "
+                f"{sm}({observed}; at least {n_(people(min_subjects))} needed){end_sm}")
     p = r["per_10000"]
-    return (f"<b>{num(per10k(p['value']) + ' per 10,000')}</b> <small>(range {num(per10k(p['lo']))} to "
-            f"{num(per10k(p['hi']))}; {observed} = {num(pct(r['value']))}; {num(people(ppl))})</small>")
+    return (f"{b}{n_(per10k(p['value']) + ' per 10,000')}{end_b} {sm}(range {n_(per10k(p['lo']))} to "
+            f"{n_(per10k(p['hi']))}; {observed} = {n_(pct(r['value']))}; {n_(people(ppl))}){end_sm}")
 
 
 def _tested_html(d: dict) -> str:
@@ -137,14 +141,7 @@ def first_page(d: dict) -> str:
 
 
 def _md_rate(r: dict | None, min_subjects: int) -> str:
-    if not r:
-        return "not measured here"
-    if r.get("evidence") == "insufficient":
-        return (f"insufficient evidence: {people(r['n_subjects'])} (observed {r['k']} of {r['n']}; at least "
-                f"{min_subjects} people needed)")
-    p = r["per_10000"]
-    return (f"{per10k(p['value'])} per 10,000 (range {per10k(p['lo'])} to {per10k(p['hi'])}; {r['k']} of {r['n']} = "
-            f"{pct(r['value'])}; {people(r['n_subjects'])})")
+    return rate_html(r, min_subjects, "", markdown=True)
 
 
 def description_markdown(d: dict) -> str:
