@@ -7,9 +7,13 @@ Enabled by the ``hydra/callbacks=mlflow_sweep`` config (``conf/hydra/callbacks/m
 * each job (any launcher: basic, joblib processes, SLURM via submitit on a shared filesystem) finds that file
   above its output directory; :func:`harness.tracking.tracked_run` then starts the job's run, when the job starts,
   with ``parent_run_id`` (MLflow's ``mlflow.parentRunId`` tag) and tags ``harness.sweep=child``,
-  ``sweep.overrides`` (the job's overrides, from ``.hydra/overrides.yaml``) and ``sweep.job``.
-* ``on_multirun_end`` reads the children back from MLflow and logs the comparison (:mod:`harness.report.compare`)
-  to the parent, also writing it into the sweep directory, then ends the parent run. If the sweep dies
+  ``sweep.overrides`` (the job's overrides, from ``.hydra/overrides.yaml``) and ``sweep.job``
+  (:func:`child_run_kwargs`). Its run name is the base run name plus those overrides
+  (``smoke-dlib_resnet-minifasnet_v2 [policy=min_cost]``): unique per swept value.
+* ``on_multirun_end`` names children that still share one run name uniquely (:func:`name_children_uniquely`),
+  reads the children back from MLflow and logs the comparison (:mod:`harness.report.compare`: rates at each
+  child's operating point, children failing their targets marked, ``best.json`` with ties) to the parent, also
+  writing it into the sweep directory, then ends the parent run. If the sweep dies
   (a job raised), an exit hook still logs what exists and marks the parent FAILED.
 """
 
@@ -69,8 +73,41 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def child_run_kwargs(out_dir: Path, uri: str) -> tuple[dict, dict]:
-    """``(start_run kwargs, tags)`` for a job's run: nested under the sweep's parent when there is one."""
+#: MLflow run names are cut to this length
+RUN_NAME_MAX = 250
+
+
+def job_run_name(out_dir: Path) -> str:
+    """The job's ``run_name`` as its Hydra config (``<out_dir>/.hydra/config.yaml``) resolves it; where it cannot
+    be resolved, the job directory's name less Hydra's ``<job number>-`` prefix."""
+    import re
+
+    f = Path(out_dir) / ".hydra" / "config.yaml"
+    try:
+        v = OmegaConf.select(OmegaConf.load(f), "run_name", throw_on_resolution_failure=True)
+        if v not in (None, ""):
+            return str(v)
+    except Exception:  # noqa: BLE001 - an unresolvable name: fall back to the directory's
+        pass
+    return re.sub(r"^\d+-", "", Path(out_dir).name)
+
+
+def child_run_name(base: str, overrides: list[str] | str) -> str:
+    """A child run's name, unique per swept value: the base run name plus the job's overrides,
+    e.g. ``smoke-dlib_resnet-minifasnet_v2 [policy=min_cost]`` (the base name alone without overrides)."""
+    ov = overrides if isinstance(overrides, str) else " ".join(overrides)
+    if not ov.strip():
+        return str(base)[:RUN_NAME_MAX]
+    name = f"{base} [{ov.strip()}]"
+    return name if len(name) <= RUN_NAME_MAX else name[:RUN_NAME_MAX - 4] + "...]"
+
+
+def child_run_kwargs(out_dir: Path, uri: str, run_name: str | None = None) -> tuple[dict, dict]:
+    """``(start_run kwargs, tags)`` for a job's run: nested under the sweep's parent when there is one.
+
+    The kwargs hold ``parent_run_id``, ``experiment_id`` and ``run_name``: the base run name (``run_name``, else the
+    job's resolved ``run_name``, :func:`job_run_name`) plus the job's overrides (:func:`child_run_name`), so that
+    children of a sweep over a key the base name does not mention (``policy``) do not share one name."""
     parent = find_parent(out_dir)
     if not parent:
         return {}, {}
@@ -87,7 +124,26 @@ def child_run_kwargs(out_dir: Path, uri: str) -> tuple[dict, dict]:
         sweep_dir.resolve()) else Path(out_dir).name
     tags = {"harness.sweep": "child", "sweep.parent_run_id": parent["run_id"], "sweep.job": job,
             "sweep.overrides": redact_uri(" ".join(ov))}
-    return {"parent_run_id": parent["run_id"], "experiment_id": parent["experiment_id"]}, tags
+    name = child_run_name(run_name or job_run_name(out_dir), tags["sweep.overrides"])
+    return {"parent_run_id": parent["run_id"], "experiment_id": parent["experiment_id"], "run_name": name}, tags
+
+
+def name_children_uniquely(client, runs: list) -> dict[str, str]:
+    """Children sharing one run name (logged by a harness that did not name them with their overrides) are renamed
+    :func:`child_run_name` of their name and ``sweep.overrides`` tag. Returns ``{run_id: new name}``."""
+    from collections import Counter
+
+    count = Counter(r.info.run_name for r in runs)
+    renamed = {}
+    for r in runs:
+        ov = r.data.tags.get("sweep.overrides", "")
+        if count[r.info.run_name] < 2 or not ov.strip():
+            continue
+        name = child_run_name(r.info.run_name, ov)
+        if name != r.info.run_name:
+            client.update_run(r.info.run_id, name=name)
+            renamed[r.info.run_id] = name
+    return renamed
 
 
 def _sweep_params(config: DictConfig) -> dict[str, str]:
@@ -168,6 +224,12 @@ class MLflowSweepCallback(Callback):
 
         client = mlflow.MlflowClient(tracking_uri=self._uri or self.parent["tracking_uri"])
         rid = self.parent["run_id"]
+        try:  # a safety net: children must not share one run name
+            from harness.report.compare import child_runs
+
+            name_children_uniquely(client, child_runs(client, rid))
+        except Exception:  # noqa: BLE001 - cosmetic; the comparison still labels children by their overrides
+            log.exception("sweep: could not rename children sharing a run name")
         try:
             df = log_comparison(client, rid, Path(self.parent["sweep_dir"]), f"Sweep {Path(self.parent['sweep_dir']).name}",
                                 self._expected_jobs(), self.partition)

@@ -13,6 +13,10 @@ from harness.metrics.pad import apcer_per_species, worst_species
 from harness.policy.cost import _evaluate, _rates, cost_inputs
 from harness.policy.data import candidates, score_sets, surfaces
 
+#: the cost model's inputs (those of :func:`harness.policy.cost.cost_inputs`)
+COST_KEYS = ("attack_prevalence", "impostor_prevalence", "loss_per_accepted_fraud", "cost_per_rejected_customer",
+             "cost_per_review")
+
 #: capture-condition columns broken down when the dataset has them (NUAA: glasses, session, pos_code)
 CONDITION_COLUMNS = ("session", "device", "lighting", "scenario", "glasses", "pos_code")
 
@@ -25,14 +29,50 @@ def _index(grid: np.ndarray, t: float) -> int:
     return min(i, grid.size - 1)
 
 
+def default_cost_inputs() -> dict[str, float]:
+    """The default cost inputs: those of ``conf/policy/min_cost.yaml`` (the ``min_cost`` policy's cost model), read
+    from that file (attack_prevalence 0.01, impostor_prevalence 0.001, loss_per_accepted_fraud 1000,
+    cost_per_rejected_customer 5, cost_per_review 2 as shipped)."""
+    import yaml
+
+    from harness.paths import REPO_ROOT
+
+    f = REPO_ROOT / "conf" / "policy" / "min_cost.yaml"
+    conf = yaml.safe_load(f.read_text()) or {}
+    missing = [k for k in COST_KEYS if conf.get(k) is None]
+    if missing:
+        raise ValueError(f"{f} does not set the cost input(s) {', '.join(missing)}")
+    return {k: float(conf[k]) for k in COST_KEYS}
+
+
+def resolve_cost_inputs(policy: dict | None) -> tuple[dict[str, float], dict[str, str]]:
+    """``(inputs, source)``: for a ``min_cost`` policy (or a bare dict of cost inputs without a name) each input it
+    sets (not null), else the :func:`default_cost_inputs`; ``source[key]`` is ``"policy <name>"`` or
+    ``"conf/policy/min_cost.yaml"``. Other policies are priced with the defaults: their prevalences, where they have
+    any (``bands``: 0, weighting its review budget), are not a cost model. The same rule as the report's policy
+    comparison (:func:`harness.report.alternatives.cost_model`), so every expected cost of a run and of a sweep's
+    children uses one stated model."""
+    policy = policy or {}
+    defaults = default_cost_inputs()
+    own = policy.get("name", "min_cost") == "min_cost"
+    merged, source = {}, {}
+    for k in COST_KEYS:
+        if own and policy.get(k) is not None:
+            merged[k], source[k] = policy[k], f"policy {policy.get('name') or '?'}"
+        else:
+            merged[k], source[k] = defaults[k], "conf/policy/min_cost.yaml"
+    return cost_inputs(merged), source
+
+
 def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dict, policy: dict,
                   max_grid: int = 300) -> dict[str, Any] | None:
     """Expected cost per transaction at the operating point on ``part`` and the cost curves around it.
 
-    Cost inputs (prevalences, loss per accepted fraud, cost per rejected customer, cost per review) are the
-    policy's, with :func:`harness.policy.cost.cost_inputs` defaults for a policy that does not set them. The
-    operating point's review band is honoured; the curves vary one accept threshold with no review band.
-    Returns None without genuine trials or thresholds.
+    Cost inputs (prevalences, loss per accepted fraud, cost per rejected customer, cost per review) are a
+    ``min_cost`` policy's own, else the defaults of ``conf/policy/min_cost.yaml`` (:func:`resolve_cost_inputs`:
+    attack_prevalence 0.01, impostor_prevalence 0.001, ...); the first note states the inputs used and where each
+    came from (also returned as ``input_sources``). The operating point's review band is honoured; the curves vary one
+    accept threshold with no review band. Returns None without genuine trials or thresholds.
     """
     t_match, t_pad = op.get("t_match"), op.get("t_pad")
     if t_match is None or t_pad is None:
@@ -41,7 +81,7 @@ def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dic
     n = {"genuine": int(ss.gen_m.size), "impostor": int(ss.imp_m.size), "attack": int(ss.att_m.size)}
     if not n["genuine"]:
         return None
-    w = cost_inputs(policy or {})
+    w, src = resolve_cost_inputs(policy)
     bands = op.get("bands") or {}
     m_rej = (bands.get("match") or {}).get("reject_below", t_match)
     p_rej = (bands.get("pad") or {}).get("reject_below", t_pad)
@@ -51,7 +91,10 @@ def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dic
     V = w["cost_per_review"]
     a0, b0, a1, b1 = _index(gm, t_match), _index(gp, t_pad), _index(gm, m_rej), _index(gp, p_rej)
     at_op = _evaluate(r, w, V, (a0, b0), (a1, b1))
-    notes = []
+    by_src: dict[str, list[str]] = {}
+    for k in COST_KEYS:
+        by_src.setdefault(src[k], []).append(f"{k}={w[k]:g}")
+    notes = ["Cost inputs: " + "; ".join(f"{', '.join(v)} (from {s})" for s, v in by_src.items()) + "."]
     for cls, key in (("attack", "attack_prevalence"), ("impostor", "impostor_prevalence")):
         if w[key] > 0 and not n[cls]:
             notes.append(f"{key}={w[key]:g} but no {cls} trials on {part}: that cost term is unknown and counted as 0")
@@ -61,7 +104,7 @@ def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dic
         "pad": {"t": gp, "cost": np.array([_evaluate(r, w, V, (a0, b), (a0, b))["expected_cost"] for b in range(gp.size)]),
                 "t_op": float(t_pad)},
     }
-    return {"partition": part, "inputs": w, "at_operating_point": at_op, "curves": curves, "notes": notes,
+    return {"partition": part, "inputs": w, "input_sources": src, "at_operating_point": at_op, "curves": curves, "notes": notes,
             "trials": n}
 
 
