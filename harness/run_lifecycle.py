@@ -268,7 +268,7 @@ class RunTracker:
         interval = _setting(cfg, "heartbeat_s", HEARTBEAT_S)
         stale_after = _setting(cfg, "stale_after_s", STALE_AFTER_S)
         other_host_after = _setting(cfg, "stale_other_host_after_s", STALE_OTHER_HOST_AFTER_S)
-        run_name = run_name or str(cfg.run_name)
+        run_name = run_name or nest.get("run_name") or str(cfg.run_name)
         user_tags = {k: redact_uri(str(v)) for k, v in {**(tags or {}), **sweep_tags}.items()}
         st = _proc_stat(os.getpid())
         user_tags.update({"host": _hostname(), "pid": str(os.getpid()), "heartbeat": _now_iso(),
@@ -313,25 +313,35 @@ class RunTracker:
             self.client.log_batch(self.run_id, tags=items[s:s + 90])
 
     def log_results(self, tags: dict, summary: dict, out_dir: Path) -> None:
-        """The end-of-run tags, every metric of ``summary`` (and of ``report.json``) and the MLflow tables."""
+        """The end-of-run tags, the named metrics of ``summary`` and ``report.json``
+        (:func:`harness.tracking.run_metrics`: no key starts with ``system/``), the ``evidence.*`` params, the run
+        description (``mlflow.note.content``), the dataset input (digest = the manifest sha256) and the MLflow
+        tables."""
         import time
 
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, Param
 
-        from harness.tracking import log_tables, metrics_from_summary, report_metrics
+        from harness.tracking import (guard_metric_names, log_dataset_input, log_tables, run_description,
+                                      run_metrics, run_params)
 
         self.set_tags(tags)
-        metrics = metrics_from_summary(summary["metrics"])
-        metrics.update({f"counts/{k}": float(v) for k, v in summary["accounting"].items() if isinstance(v, int)})
-        metrics.update({f"counts/rejected_by_code/{c}": float(v)  # problem codes (harness.faces.decode.REJECT_CODES)
-                        for c, v in (summary["accounting"].get("rejected_by_code") or {}).items()})
-        metrics.update(report_metrics(out_dir))
+        metrics = guard_metric_names(run_metrics(summary, out_dir))  # guard again: nothing named system/... leaves
         ts = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, ts, 0) for k, v in metrics.items()])
+        items = [Metric(k, v, ts, 0) for k, v in metrics.items()]
+        for s in range(0, len(items), 900):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(self.run_id, metrics=items[s:s + 900])
+        have = self.client.get_run(self.run_id).data.params
+        params = [Param(k, v) for k, v in run_params(summary).items() if k not in have]  # params are write-once
+        for s in range(0, len(params), 90):
+            self.client.log_batch(self.run_id, params=params[s:s + 90])
+        self.client.set_tag(self.run_id, "mlflow.note.content", run_description(summary))
+        if (summary.get("dataset") or {}).get("manifest_sha256"):
+            log_dataset_input(self.client, self.run_id, summary)
         log_tables(out_dir, run_id=self.run_id)
 
     def log_artifacts(self, out_dir: Path) -> None:
-        """Every file of the run's own directory ``out_dir`` (and nothing else) as the run's artifacts."""
+        """Every file of the run's own directory ``out_dir`` (and nothing else) as the run's artifacts: summary.json,
+        the report, and ``console_summary.txt`` (the console summary with its notes) when the run wrote one."""
         self.client.log_artifacts(self.run_id, str(out_dir))
 
     def _stop_heartbeat(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.runtime import verify_document
 
-__all__ = ["export_tags", "log_export", "register_operating_point"]
+__all__ = ["evaluation_run", "export_tags", "log_export", "model_signature", "register_operating_point"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,10 +58,65 @@ def log_export(run_id: str, doc: dict, path: Path, *, tracking_uri: str | None =
     return out
 
 
+#: the pyfunc's input and output columns (:class:`harness.export.pyfunc_model.OperatingPointModel.predict`)
+INPUT_COLUMNS = (("match_score", "double"), ("pad_score", "double"))
+OUTPUT_COLUMNS = (("decision", "string"), ("reason", "string"), ("evidence", "string"))
+#: tag of a run created by :func:`register_operating_point` because no evaluation run logged the export
+NO_EVALUATION_RUN_TAG = "op.no_evaluation_run"
+
+
+def model_signature():
+    """The pyfunc's :class:`mlflow.models.ModelSignature`: :data:`INPUT_COLUMNS` in, :data:`OUTPUT_COLUMNS` out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec(t, n) for n, t in INPUT_COLUMNS]),
+                          outputs=Schema([ColSpec(t, n) for n, t in OUTPUT_COLUMNS]))
+
+
+def _input_example(doc: dict):
+    """Two rows: one at the thresholds (accepted by a strict policy) and one far below them (rejected)."""
+    import pandas as pd
+
+    th = doc["thresholds"]
+    return pd.DataFrame({"match_score": [float(th["t_match"]), float(th["t_match"]) - 1.0],
+                         "pad_score": [float(th["t_pad"]), float(th["t_pad"]) - 1.0]})
+
+
+def evaluation_run(client, content_sha256: str, experiment: str | None = None):
+    """The run that evaluated this export: the newest run tagged ``op.content_sha256`` = ``content_sha256``
+    (:func:`log_export` sets it on the experiment's run), in ``experiment`` first, then in any experiment of the
+    store; None when there is none. Runs :func:`register_operating_point` created itself are not candidates."""
+    from mlflow.entities import ViewType
+
+    flt = f"tags.`op.content_sha256` = '{content_sha256}'"
+    ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=50000)]
+    first = client.get_experiment_by_name(experiment) if experiment else None
+    groups = [[first.experiment_id], [i for i in ids if i != first.experiment_id]] if first is not None else [ids]
+    for group in groups:
+        if not group:
+            continue
+        runs = [r for r in client.search_runs(group, filter_string=flt, order_by=["attributes.start_time DESC"],
+                                              max_results=100)
+                if NO_EVALUATION_RUN_TAG not in r.data.tags]
+        if runs:
+            return runs[0]
+    return None
+
+
 def register_operating_point(path: str | Path, *, model_name: str, alias: str | None = "candidate",
                              run_id: str | None = None, tracking_uri: str | None = None,
                              experiment: str = "face-pad-harness", allow_not_deployable: bool = False) -> dict[str, Any]:
-    """Log ``path`` as a pyfunc model (in run ``run_id``, or a new run) and register it as ``model_name``.
+    """Log ``path`` as a pyfunc model and register it as ``model_name``.
+
+    The model is logged in run ``run_id``; without one, in the evaluation run that logged this export (the run
+    tagged ``op.content_sha256`` = the file's content_sha256, :func:`evaluation_run`); only when the store has no
+    such run in a new run of ``experiment``, tagged :data:`NO_EVALUATION_RUN_TAG` with the reason. The run is
+    written through the client, never started or ended here: an evaluation run still RUNNING (the experiment
+    registering its own export) stays RUNNING, and a finished one stays FINISHED.
+
+    The pyfunc has a signature (:func:`model_signature`: ``match_score``, ``pad_score`` doubles in; ``decision``,
+    ``reason``, ``evidence`` strings out) and a two-row input example.
 
     Returns ``{"name", "version", "alias", "model_uri", "run_id"}``. The file is verified first (checksum,
     schema); a non-deployable file is refused unless ``allow_not_deployable``. The model config records the weights
@@ -78,26 +133,56 @@ def register_operating_point(path: str | Path, *, model_name: str, alias: str | 
                          + "); pass allow_not_deployable=True to register it for analysis")
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    cfg = {"embedder_sha256": doc["models"]["embedder"]["weights_sha256"],
-           "pad_sha256": doc["models"]["pad"]["weights_sha256"], "content_sha256": doc["content_sha256"],
-           "allow_not_deployable": bool(allow_not_deployable)}
-    kwargs = dict(name="operating_point", python_model=str(HERE / "pyfunc_model.py"),
-                  artifacts={"operating_point": str(path)}, code_paths=[str(HERE.parent / "runtime.py"), str(HERE.parent / "opdoc.py")],
-                  model_config=cfg, pip_requirements=["mlflow", "pandas"],
-                  input_example=None)
-    if run_id is None:
-        mlflow.set_experiment(experiment)
-        with mlflow.start_run(run_name=f"operating-point-{doc['content_sha256'][:12]}") as run:
-            info = mlflow.pyfunc.log_model(**kwargs)
-            run_id = run.info.run_id
-    else:
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(**kwargs)
-    mv = mlflow.register_model(info.model_uri, model_name, tags={"op.content_sha256": doc["content_sha256"]})
     client = MlflowClient()
+    sha = doc["content_sha256"]
+    created = False
+    if run_id is None:
+        found = evaluation_run(client, sha, experiment)
+        if found is not None:
+            run_id = found.info.run_id
+        else:
+            exp = client.get_experiment_by_name(experiment)
+            exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+            run = client.create_run(exp_id, run_name=f"operating-point-{sha[:12]}", tags={
+                NO_EVALUATION_RUN_TAG: f"no run in the tracking store is tagged op.content_sha256={sha} (the "
+                                       "evaluation run that logged this export): the model is logged in this run "
+                                       "created to hold it",
+                "op.registered_content_sha256": sha})
+            run_id, created = run.info.run_id, True
+    try:
+        info = _log_model(client, run_id, path, doc, allow_not_deployable)
+    except BaseException:
+        if created:
+            client.set_terminated(run_id, "FAILED")
+        raise
+    if created:
+        client.set_terminated(run_id, "FINISHED")
+    mv = mlflow.register_model(info.model_uri, model_name, tags={"op.content_sha256": sha})
     client.set_model_version_tag(model_name, mv.version, "op.policy", doc["thresholds"]["policy"])
     client.set_model_version_tag(model_name, mv.version, "op.thresholds", json.dumps(doc["thresholds"]["bands"]))
     if alias:
         client.set_registered_model_alias(model_name, alias, mv.version)
     return {"name": model_name, "version": str(mv.version), "alias": alias, "model_uri": info.model_uri,
             "run_id": run_id}
+
+
+def _log_model(client, run_id: str, path: Path, doc: dict, allow_not_deployable: bool):
+    """Log the pyfunc of ``path`` in run ``run_id`` without starting or ending the run."""
+    import mlflow
+    from mlflow.models import Model
+
+    run_info = client.get_run(run_id).info
+    sha = doc["content_sha256"]
+    cfg = {"embedder_sha256": doc["models"]["embedder"]["weights_sha256"],
+           "pad_sha256": doc["models"]["pad"]["weights_sha256"], "content_sha256": sha,
+           "allow_not_deployable": bool(allow_not_deployable)}
+    # not mlflow.start_run(run_id=...): leaving that block ends the run (FINISHED), which would close an evaluation
+    # run the tracker still holds RUNNING. Model.log with run_id writes through the client; the logged model
+    # belongs to the run's experiment.
+    mlflow.set_experiment(experiment_id=run_info.experiment_id)
+    info = Model.log(artifact_path=None, name="operating_point", flavor=mlflow.pyfunc, run_id=run_id,
+                     python_model=str(HERE / "pyfunc_model.py"), artifacts={"operating_point": str(path)},
+                     code_paths=[str(HERE.parent / "runtime.py"), str(HERE.parent / "opdoc.py")],
+                     model_config=cfg, pip_requirements=["mlflow", "pandas"], signature=model_signature(),
+                     input_example=_input_example(doc), flavor_name="pyfunc.ModelFromCode")
+    return info

@@ -1,8 +1,9 @@
 """MLflow "model from code": a pyfunc that wraps the runtime decision of an exported operating point.
 
 Logged by :func:`harness.export.mlflow_model.register_operating_point`; not imported by the harness itself.
-Input: a DataFrame with ``match_score`` and ``pad_score`` columns. Output: ``decision`` (accept / review /
-reject), ``reason`` and ``evidence`` per row. The operating point file travels as the model artifact
+Input: a DataFrame with ``match_score`` and ``pad_score`` columns (doubles). Output: ``decision`` (accept /
+review / reject), ``reason`` and ``evidence`` per row (strings); the logged model's signature says the same
+(:func:`harness.export.mlflow_model.model_signature`). The operating point file travels as the model artifact
 ``operating_point`` and is verified on load (checksum, schema, signature - or, when the serving process holds no
 signing key, the content_sha256 approved by registering it - and the weights sha256 recorded in the model config
 at logging time).
@@ -38,8 +39,9 @@ class OperatingPointModel(mlflow.pyfunc.PythonModel):
         if missing:
             raise ValueError(f"input lacks column(s) {sorted(missing)}; expected match_score and pad_score")
         ds = [self.op.decide(m, p) for m, p in zip(df["match_score"], df["pad_score"])]
-        return pd.DataFrame({"decision": [d.outcome for d in ds], "reason": [d.reason for d in ds],
-                             "evidence": [d.evidence for d in ds]})
+        # the columns and types of the model signature (harness.export.mlflow_model.OUTPUT_COLUMNS): three strings
+        return pd.DataFrame({"decision": [str(d.outcome) for d in ds], "reason": [str(d.reason) for d in ds],
+                             "evidence": [str(d.evidence) for d in ds]})
 
 
 set_model(OperatingPointModel())

@@ -9,6 +9,9 @@
   directory, a store and a score cache each get their own directory and their own FINISHED run whose artifacts are
   that directory's files; a run SIGKILLed while scoring stays RUNNING with its heartbeat until the next run marks it
   KILLED; a run failing after scoring ends FAILED with its one-line message; durations are real.
+* What a run logs (:meth:`harness.run_lifecycle.RunTracker.log_results`): a short list of named metrics, none under
+  ``system/`` (MLflow's system-metrics namespace), the evidence constants as params, the description, the dataset
+  input; the experiment is tagged ``mlflow.experimentKind`` once (a user's choice is kept).
 """
 
 from __future__ import annotations
@@ -471,3 +474,117 @@ def test_run_failing_after_scoring_ends_failed_with_its_one_line_error(killed_th
     assert 0 < (run.info.end_time - run.info.start_time) / 1000 <= wall
     names = {a.path for a in _client(tmp).list_artifacts(run.info.run_id)}
     assert {"scores.csv", "trials.csv", ".hydra"} <= names and "summary.json" not in names  # it failed after scoring
+
+
+# --- what a run logs (names, params, description, dataset input) and the experiment's kind --------------------------
+
+def _rate(k, n, people=3):
+    return {"k": k, "n": n, "value": k / n, "lo": 0.0, "hi": 0.5, "n_subjects": people, "confidence": 0.95,
+            "side": "two-sided", "estimable": True, "cp_lo": 0.0, "cp_hi": 0.4, "design_effect": 1.5, "method": "m"}
+
+
+def _summary(sha="ab" * 32):
+    part = lambda: {  # noqa: E731
+        "verif": {"n_genuine": 10, "fta": _rate(0, 12), "eer": {"value": 0.1, "threshold": 0.3, "fmr": _rate(1, 10)},
+                  "fnmr_at_fmr": {"fmr_1e-1": {"target": 0.1, "min_negatives": 10, "threshold": 0.4,
+                                               "measurable": True, "fmr": _rate(1, 10), "fnmr": _rate(2, 10)},
+                                  "fmr_1e-3": {"target": 0.001, "threshold": 0.9, "measurable": False,
+                                               "fmr": _rate(0, 10)}},
+                  "at_operating_point": {"threshold": 0.5, "fmr": _rate(1, 20), "fnmr": _rate(2, 10)}},
+        "pad": {"at_operating_point": {"threshold": 0.7, "apcer_max": _rate(1, 8), "bpcer": _rate(0, 9),
+                                       "apcer_per_species": {"print": _rate(1, 8)}}},
+        "system": {"n_attack_trials": 8, "iapar": _rate(1, 8), "genuine_rejection": _rate(2, 10)}}
+    return {"run": {"name": "unit", "report_partition": "eval"},
+            "dataset": {"name": "unit-set", "manifest_sha256": sha, "samples": 40, "subjects": 6,
+                        "source": "/data/unit/manifest.csv", "partitions": {"dev": ["a"], "eval": ["b", "c"]}},
+            "models": {"embedder": {"name": "e"}, "pad": {"name": "p"}},
+            "accounting": {"input_samples": 40, "scored": 40, "detect_cached": 40, "rejected_by_code": {"decode": 1}},
+            "operating_point": {"name": "target_rates", "policy": {"name": "target_rates", "target_fmr": 0.01},
+                                "selected_on": "dev", "t_match": 0.5, "t_pad": 0.7, "supported": False,
+                                "notes": ["too few people"],
+                                "evidence": {"interval": "people-aware", "confidence": 0.95, "min_subjects": 10}},
+            "metrics": {"dev": part(), "eval": part()}}
+
+
+def test_run_metrics_are_few_named_and_never_system():
+    from harness.tracking import guard_metric_names, run_metrics, run_params
+
+    s = _summary()
+    m = run_metrics(s)
+    assert not [k for k in m if k.startswith("system/")]
+    assert m["system_level/eval/iapar/k"] == 1 and m["system_level/eval/iapar/n_subjects"] == 3
+    assert {k.rsplit("/", 1)[1] for k in m if k.startswith("verif/eval/at_operating_point/fmr/")} == {
+        "k", "n", "value", "lo", "hi", "n_subjects"}
+    assert not [k for k in m if k.rsplit("/", 1)[1] in ("confidence", "cp_lo", "cp_hi", "design_effect", "target",
+                                                         "min_negatives", "alpha")]
+    assert "verif/dev/at_operating_point/fmr/value" in m and "verif/dev/at_operating_point/fmr/k" not in m
+    assert m["verif/eval/fnmr_at_fmr/fmr_1e-1/fnmr/value"] == 0.2
+    assert not [k for k in m if "fmr_1e-3" in k]  # not measurable: not logged (its unmeasurable/ tag says why)
+    assert m["pad/eval/at_operating_point/apcer_per_species/print/k"] == 1
+    assert m["decision/eval_fmr"] == 0.05 and m["decision/eval_iapar"] == 0.125 and m["decision/t_pad"] == 0.7
+    assert m["decision/targets_supported"] == 0.0
+    assert m["counts/input_samples"] == 40 and m["counts/rejected_by_code/decode"] == 1
+    assert "counts/detect_cached" not in m
+    renamed = guard_metric_names({"system/eval/expected_cost/value": 1.0})
+    assert renamed == {"system_level/eval/expected_cost/value": 1.0}
+    assert run_params(s) == {"evidence.interval": "people-aware", "evidence.confidence": "0.95",
+                             "evidence.min_subjects": "10"}
+
+
+def test_log_results_description_dataset_input_and_guard(tmp_path):
+    import mlflow
+
+    from harness.run_lifecycle import RunTracker
+    from harness.tracking import init_store, run_description
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    init_store(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("results", artifact_location=(tmp_path / "art").as_uri())
+    run = client.create_run(exp)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps({"metrics": {"system/eval/expected_cost/value": 0.25}}))
+    s, sha = _summary(), "ab" * 32
+    tracker = RunTracker(client, uri, run.info.run_id, exp, None)
+    tracker.log_results({"dataset": "unit-set"}, s, out)
+    r = client.get_run(run.info.run_id)
+    assert r.info.status == "RUNNING"  # ended by the tracker, not by logging
+    assert r.data.metrics["system_level/eval/expected_cost/value"] == 0.25
+    assert not [k for k in r.data.metrics if k.startswith("system/")]
+    assert r.data.params["evidence.confidence"] == "0.95"
+    note = r.data.tags["mlflow.note.content"]
+    assert note == run_description(s)
+    assert "**Targets supported: no**" in note and "1/20 = 5.00% [0.00%, 50.00%], 3 people" in note
+    assert "too few people" in note
+    (inp,) = r.inputs.dataset_inputs
+    assert inp.dataset.name == "unit-set" and inp.dataset.digest == sha[:36]
+    assert json.loads(inp.dataset.profile)["manifest_sha256"] == sha
+    assert json.loads(inp.dataset.source) == {"uri": "/data/unit/manifest.csv"}
+    assert {t.key: t.value for t in inp.tags} == {"mlflow.data.context": "eval", "manifest_sha256": sha}
+    s["decision"] = {"description_markdown": "**Decision**: accept iff ..."}
+    assert run_description(s) == "**Decision**: accept iff ..."
+
+
+def test_ensure_experiment_sets_the_kind_once(tmp_path):
+    import mlflow
+
+    from harness.tracking import EXPERIMENT_KIND_TAG, ensure_experiment, init_store
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    init_store(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # as RunTracker.start does before ensure_experiment (which sets the fluent experiment)
+    try:
+        eid = ensure_experiment("new", uri, tmp_path / "art")
+        assert client.get_experiment(eid).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+        old = client.create_experiment("old", artifact_location=(tmp_path / "a2").as_uri())
+        ensure_experiment("old", uri, tmp_path / "art")
+        assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+        mine = client.create_experiment("mine", artifact_location=(tmp_path / "a3").as_uri(),
+                                        tags={EXPERIMENT_KIND_TAG: "genai_development"})
+        ensure_experiment("mine", uri, tmp_path / "art")
+        assert client.get_experiment(mine).tags[EXPERIMENT_KIND_TAG] == "genai_development"  # the user's choice
+    finally:
+        mlflow.set_tracking_uri(before)
