@@ -24,7 +24,6 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 EXIT_USAGE, EXIT_REFUSED = 2, 3
 

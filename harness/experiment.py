@@ -26,7 +26,6 @@ from harness.evaluate import people_rate
 from harness.metrics.pad import bpcer_at_apcer
 from harness.metrics.verification import eer, fnmr_at_fmr_table, rates_at
 from harness.models.registry import build_embedder, build_pad
-from harness.paths import results_root
 from harness.redact import redact_uri
 from harness.policy.select import choose_thresholds
 from harness.protocols.trials import build_trials

@@ -23,3 +23,22 @@ def shared() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return root
+
+
+def run_smoke(tmp: Path, *overrides: str, **env: str) -> tuple[Path, dict, str]:
+    """``python -m harness experiment=smoke`` into a temporary results tree and sqlite store under ``tmp`` (cwd =
+    ``tmp``: anything MLflow puts in ./mlruns stays there). Returns ``(run_dir, summary, tracking_uri)``."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    full_env = dict(os.environ, HARNESS_RESULTS=str(tmp / "results"), MLFLOW_TRACKING_URI=uri,
+                    HARNESS_CACHE=str(tmp / "wcache"), MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+                    PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])), **env)
+    r = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "runtime.progress=false", *overrides],
+                       cwd=tmp, env=full_env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = sorted((tmp / "results" / "runs").glob("*/*"))
+    return run_dir, json.loads((run_dir / "summary.json").read_text()), uri

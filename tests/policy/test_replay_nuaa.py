@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from harness.cli import main as cli_main
 from harness.runtime import load
+from tests.conftest import run_smoke
 
 pytestmark = pytest.mark.shared
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,15 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def nuaa_run(tmp_path_factory, shared):
     tmp = tmp_path_factory.mktemp("replay")
-    env = dict(os.environ, HARNESS_RESULTS=str(tmp / "results"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
-               HARNESS_CACHE=str(tmp / "wcache"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    # cwd = tmp: MLflow's sqlite store puts run artifacts in ./mlruns of the working directory
-    r = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "runtime.progress=false"], cwd=tmp,
-                       env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (run_dir,) = sorted((tmp / "results" / "runs").glob("*/*"))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    run_dir, summary, _ = run_smoke(tmp)
     exports = {"target_rates": run_dir / "operating_point.json"}
     for name, extra in (("min_cost", ["--set", "review=true", "--set", "cost_per_review=1.0"]),
                         ("bands", ["--set", "review_budget=0.25"])):

@@ -7,7 +7,6 @@ unknown"."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from harness.export.lookup import observed_score_ranges
 from harness.export.schema import SCHEMA_VERSION
 from harness.runtime import (OperatingPointRefused, content_sha256, load, serialize, sign_document, signing_key,
                              verify_document)
+
+from tests.conftest import run_smoke
 
 from ._synth import random_tables
 
@@ -73,15 +74,7 @@ def test_every_model_class_states_its_score_scale():
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, shared):
-    tmp = tmp_path_factory.mktemp("meaning")
-    env = dict(os.environ, HARNESS_RESULTS=str(tmp / "results"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
-               HARNESS_CACHE=str(tmp / "wcache"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    r = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "runtime.progress=false"], cwd=tmp,
-                       env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (run_dir,) = sorted((tmp / "results" / "runs").glob("*/*"))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    run_dir, summary, _ = run_smoke(tmp_path_factory.mktemp("meaning"))
     doc = json.loads((run_dir / "operating_point.json").read_text())
     return run_dir, summary, doc
 

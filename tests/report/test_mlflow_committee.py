@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_smoke
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,17 +48,7 @@ def signing_key():
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, shared, signing_key):
     """``python -m harness experiment=smoke`` into a temporary results tree and sqlite store."""
-    tmp = tmp_path_factory.mktemp("committee")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    env = dict(os.environ, HARNESS_RESULTS=str(tmp / "results"), MLFLOW_TRACKING_URI=uri,
-               HARNESS_CACHE=str(tmp / "wcache"), MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    # cwd = tmp: anything MLflow puts in ./mlruns stays in the temporary tree
-    r = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "runtime.progress=false"], cwd=tmp,
-                       env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (run_dir,) = sorted((tmp / "results" / "runs").glob("*/*"))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    run_dir, summary, uri = run_smoke(tmp_path_factory.mktemp("committee"))
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
