@@ -40,10 +40,12 @@ def _row(name: str, op: dict, part: str, trials: pd.DataFrame, probes: pd.DataFr
 
     rep = op.get("report") or {}
     r = rep.get("rates") if rep.get("partition") == part else None
-    if r is None:
+    bands = op.get("bands") or {}
+    if r is None and bands.get("match") and bands.get("pad"):
         from harness.evaluate import evaluate
 
-        r = evaluate(trials, probes, part, op["bands"])[0]
+        r = evaluate(trials, probes, part, bands)[0]
+    r = r or {}  # e.g. a verification-only dataset: no PAD threshold, so no system rates
     v, p, s, d = r.get("verif") or {}, r.get("pad") or {}, r.get("system") or {}, r.get("decisions") or {}
     ec = expected_cost(trials, probes, part, op, {"name": "min_cost", **cost})
     ev = lambda x: evidence_rate(x, min_subjects)  # noqa: E731

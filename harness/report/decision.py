@@ -119,6 +119,17 @@ def _outcomes(summary: dict, trials: pd.DataFrame, part: str, min_subjects: int)
     honest = {"rejected": ev(sysr.get("genuine_rejection")),
               "sent_to_review": ev((dec.get("genuine") or {}).get("review")) if op.get("review_band") else None}
     impostors = {"accepted": ev(sysr.get("zero_effort_fmr"))}
+    basis = "whole system (face match AND liveness)"
+    if not sysr and op.get("t_match") is not None:  # no liveness threshold (verification-only data): the matcher
+        basis = "face matching only (no liveness threshold was chosen)"  # alone decides; same people rates
+        tp = trials[trials["partition"] == part]
+        g, i = tp[tp["kind"] == "genuine"], tp[tp["kind"] == "impostor"]
+        t = float(op["t_match"])
+        if len(g):
+            honest["rejected"] = ev(people_rate(g["match_score"].to_numpy(float) < t, g["probe_subject"]))
+        if len(i):
+            impostors["accepted"] = ev(people_rate(i["match_score"].to_numpy(float) >= t, i["probe_subject"],
+                                                   i["ref_subject"]))
     t = trials[(trials["partition"] == part) & (trials["kind"] == "attack")]
     attacks = []
     for sp, r in sorted((sysr.get("iapar_per_species") or {}).items()):
@@ -127,7 +138,7 @@ def _outcomes(summary: dict, trials: pd.DataFrame, part: str, min_subjects: int)
                       if len(g) and op.get("t_match") is not None else None)
         attacks.append({"species": sp, "name": _family(sp), "accepted_by_system": ev(r),
                         "accepted_by_matching_alone": ev(match_only)})
-    return {"honest_customers": honest, "zero_effort_impostors": impostors, "attacks": attacks}
+    return {"basis": basis, "honest_customers": honest, "zero_effort_impostors": impostors, "attacks": attacks}
 
 
 def _standards(op: dict, supported: bool, targets: dict) -> dict:

@@ -84,9 +84,10 @@ def _decision_html(d: dict) -> str:
     if x.get("cost_model"):
         tg += ("; it minimises the expected cost per transaction under: "
                + ", ".join(f"{H.esc(k.replace('_', ' '))} {num(format(v, 'g'))}" for k, v in x["cost_model"].items()))
+    live = (f" AND the liveness (PAD) score is at least <b>{num(thr(x['t_pad']))}</b>" if x["t_pad"] is not None
+            else " (no liveness threshold: the data hold no attacks to choose one on)")
     return (f"<h3>The decision</h3><p>Accept an applicant when the face match score is at least "
-            f"<b>{num(thr(x['t_match']))}</b> AND the liveness (PAD) score is at least <b>{num(thr(x['t_pad']))}</b>; "
-            f"otherwise reject. {review}</p><p>Policy <b>{H.esc(x['policy'])}</b>, targets: {tg}; chosen on {where}. "
+            f"<b>{num(thr(x['t_match']))}</b>{live}; otherwise reject. {review}</p><p>Policy <b>{H.esc(x['policy'])}</b>, targets: {tg}; chosen on {where}. "
             f"Models: face matcher {H.esc(x['models']['embedder'])}, liveness {H.esc(x['models']['pad'])}.</p>")
 
 
@@ -104,7 +105,8 @@ def _outcomes_html(d: dict) -> str:
         rows.append((f"{a['name'].capitalize()} attacks accepted by face matching alone",
                      rate_html(a["accepted_by_matching_alone"], ms, "attacks")))
     body = "".join(f"<tr><th>{H.esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return (f"<h3>What it means, per {num('10,000')} attempts (evaluation people)</h3>"
+    return (f"<h3>What it means, per {num('10,000')} attempts (evaluation people; decided by the "
+            f"{H.esc(o['basis'])})</h3>"
             f'<table id="decision-outcomes">{body}</table>')
 
 
@@ -149,7 +151,8 @@ def description_markdown(d: dict) -> str:
     x, o, ms = d["decision"], d["outcomes"], int(d["min_subjects"])
     tg = ", ".join(f"{k} <= {100 * v:g}%" for k, v in x["targets"].items()) or "none"
     lines = [f"**Decision** ({x['policy']}; targets {tg}; chosen on {x['selected_on']}): accept iff match score >= "
-             f"{thr(x['t_match'])} and liveness score >= {thr(x['t_pad'])}"
+             f"{thr(x['t_match'])}" + (f" and liveness score >= {thr(x['t_pad'])}" if x["t_pad"] is not None
+                                       else " (no liveness threshold)")
              + (" (review band)" if x["review_band"] else "") + ".",
              "**Targets supported by the data:** " + ("no security target set" if not x["targets"] else
                                                       "yes" if d["certainty"]["targets_supported"] else "no") + ".", "",

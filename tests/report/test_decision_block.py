@@ -123,3 +123,21 @@ def test_decision_for_run_compares_the_policies_and_describes_itself():
     ev = trials[(trials["partition"] == "eval") & (trials["kind"] == "impostor")]["match_score"].to_numpy()
     for r in table:
         assert r["fmr"]["k"] == int((ev >= r["score"]).sum())
+
+
+def test_verification_only_data_decides_by_face_matching_alone():
+    """No attacks (e.g. experiment=faceapi_bbt): no liveness threshold; the page says so and the matcher's own
+    rates on eval stand in for the system's (the run used to crash here)."""
+    trials, probes = synthetic(12)
+    trials = trials[trials["kind"] != "attack"].reset_index(drop=True)
+    probes = probes[probes["label"] != "attack"].reset_index(drop=True)
+    s, pol = summary_for(trials, probes)
+    assert s["operating_point"]["t_pad"] is None
+    d = decision_for_run(s, trials, probes, pol)
+    o = d["outcomes"]
+    assert o["basis"].startswith("face matching only") and o["attacks"] == []
+    g = trials[(trials["partition"] == "eval") & (trials["kind"] == "genuine")]
+    assert o["honest_customers"]["rejected"]["k"] == int((g["match_score"] < s["operating_point"]["t_match"]).sum())
+    page = first_page(d)
+    assert "no liveness threshold" in page and "printed photo" in page.split("NOT tested:")[1]
+    assert "no liveness threshold" in d["description_markdown"]

@@ -164,8 +164,17 @@ def test_report_has_the_dilemma_and_the_options(run_dir):
     assert [r["policy"] for r in rows][0] == d["decision"]["policy"] and rows[0]["chosen"]
     assert {r["policy"] for r in rows} == {"eer", "target_rates", "min_cost", "bands"}
     assert 'id="alternatives-table"' in html and 'id="score-meaning"' in html
+    # what a score means: the model's scale in words, and the observed range beside the possible one
+    models = json.loads((run_dir / "summary.json").read_text())["models"]
+    import html as html_lib
+
+    assert models["embedder"]["score_scale"] and html_lib.escape(models["embedder"]["score_scale"]) in html
+    assert d["score_meaning"]["match"]["observed"]["impostor"]["n"] > 0
     for r in rows:
         assert f"<b>{r['policy']}</b>" in html
+    # "EER 0.00%" never stands alone: its FMR and FNMR come with k/n
+    eer = re.search(r"<dt>EER</dt><dd>([^<]*)</dd>", html)
+    assert eer and re.search(r"FMR \d+/\d+ = .*FNMR \d+/\d+ = ", eer.group(1)), eer and eer.group(1)
     # the logged figures are the report's figures
     import base64
 

@@ -125,8 +125,11 @@ def test_experiment_opens_on_runs_and_console_summary_is_an_artifact(smoke):
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
     names = {f.path for f in client.list_artifacts(runs[0].info.run_id)}
     assert "summary.json" in names
-    if (run_dir / "console_summary.txt").is_file():
-        assert "console_summary.txt" in names
+    assert "console_summary.txt" in names and "__main__.log" in names
+    text = (run_dir / "console_summary.txt").read_text()
+    assert "thresholds (chosen on dev)" in text and "note: " in text  # the summary and its notes
+    log_text = (run_dir / "__main__.log").read_text()
+    assert "console summary:" in log_text and text.strip().splitlines()[-1] in log_text
 
 
 def test_registered_model_hangs_off_the_evaluation_run(smoke):
