@@ -79,8 +79,9 @@ def tradeoff_section(summary: dict, decision: dict, trials: pd.DataFrame, probes
                          "customers rejected) against the liveness threshold; same marks as above."))
     return ('<section id="tradeoff"><h2>The threshold dilemma</h2><p style="font-size:12px">Too strict, and honest '
             "customers fail again and again; too loose, and impostors or attacks pass. Each figure moves one "
-            "threshold with the other held at the chosen value's partner score; rates on a log scale, a rate of zero "
-            "drawn at the bottom edge as \"0 of n\".</p>" + "".join(figs) + "</section>")
+            "threshold and shows the error rates of that check alone (the face matcher for the match threshold, the "
+            "liveness check for the PAD threshold); rates on a log scale, a rate of zero drawn at the bottom edge as "
+            "\"0 of n\".</p>" + "".join(figs) + "</section>")
 
 
 def alternatives_section(decision: dict) -> str:
