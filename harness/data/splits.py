@@ -34,13 +34,6 @@ def seeded_subject_split(subjects, dev_fraction: float = 0.5, seed: int = 0) -> 
     return {subs[j]: ("dev" if r < n_dev else "eval") for r, j in enumerate(order)}
 
 
-def assign_seeded_split(df: pd.DataFrame, dev_fraction: float = 0.5, seed: int = 0, column: str = "split") -> pd.DataFrame:
-    part = seeded_subject_split(df["subject"], dev_fraction, seed)
-    out = df.copy()
-    out[column] = out["subject"].map(part)
-    return out
-
-
 def _examples(files: pd.Series, k: int = 2) -> str:
     vals = list(dict.fromkeys(files))
     s = ", ".join(vals[:k])

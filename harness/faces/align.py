@@ -10,6 +10,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+#: ArcFace / InsightFace 5-point template for 112x112 crops (eyes, nose tip, mouth corners), as in InsightFace's
+#: ``face_align.py`` ``arcface_dst`` and faceplugin's fr_feature.js REFERENCE_FACIAL_POINTS
+ARCFACE_TEMPLATE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+
 
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 matrix M with ``dst ≈ M @ [x, y, 1]`` for each src point (least squares, no reflection)."""

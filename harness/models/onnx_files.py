@@ -3,7 +3,7 @@
 * :func:`make_batch_dynamic` - a copy of an ONNX file with a symbolic batch dimension (``"batch"``), with PyTorch's
   traced ``x.view(x.size(0), -1)`` folded into a constant ``Reshape`` (:func:`_fold_flatten_reshapes`).
 * :func:`batch_dynamic` - the verified batch-dynamic copy of a declared :class:`WeightFile`, cached beside it.
-* :func:`private_dir` / :func:`_onnx_file` - converting a local ``weights_path`` into the user's private cache,
+* :func:`private_dir` / :func:`onnx_file` - converting a local ``weights_path`` into the user's private cache,
   with the converted file's sha256 recorded and checked on every load.
 
 Moved out of :mod:`harness.models.onnx_models`, which re-exports these names.
@@ -140,7 +140,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def _onnx_file(spec: WeightFile, weights_path) -> tuple[Path, str]:
+def onnx_file(spec: WeightFile, weights_path) -> tuple[Path, str]:
     """(batch-dynamic file to run, sha256 identifying the weights).
 
     A local ``weights_path`` is converted into the PRIVATE cache (``$HARNESS_CACHE/converted/<sha256 of the
@@ -169,3 +169,4 @@ def _onnx_file(spec: WeightFile, weights_path) -> tuple[Path, str]:
         raise WeightsError(f"{spec.name}: the converted file {dst} has sha256 {got}, but {want} was recorded when it "
                            "was converted: it was modified since; delete the directory to convert again")
     return dst, src_sha
+

@@ -42,13 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.faces.align import ARCFACE_TEMPLATE_112  # noqa: F401  (re-exported: the embedder template)
 from harness.models.base import Embedder, PADModel
 from harness.models.minifasnet import enlarge_within
 from harness.models.onnx_files import (  # noqa: F401  (re-exported: the ONNX file handling lives there)
-    _fold_flatten_reshapes,
-    _onnx_file,
     batch_dynamic,
     make_batch_dynamic,
+    onnx_file,
     private_dir,
 )
 from harness.models.registry import check_options, register_embedder, register_pad
@@ -92,17 +92,6 @@ LIVENESS_WEIGHTS = WeightFile(
     extra={"batch_dynamic_sha256": "b814d9270f5520339591c9b58b28700f9cc0cf2827ff0e1e30a98f2e42dd1e8d"},
 )
 
-#: ArcFace / InsightFace 5-point template for 112x112 crops (as in fr_feature.js's REFERENCE_FACIAL_POINTS)
-ARCFACE_TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-)
 
 LIVENESS_SCALE = 2.7
 LIVENESS_SIZE = 128
@@ -231,7 +220,7 @@ class FacepluginFeature(Embedder):
 
     def __init__(self, weights_path=None, backend: str = "auto", threads: int | None = None):
         super().__init__()
-        path, self.weights_sha256 = _onnx_file(FEATURE_WEIGHTS, weights_path)
+        path, self.weights_sha256 = onnx_file(FEATURE_WEIGHTS, weights_path)
         self.net = OnnxModel(path, backend, threads)
         self.eval()
 
@@ -263,7 +252,7 @@ class FacepluginLiveness(PADModel):
         super().__init__()
         if channels not in ("RGB", "BGR"):
             raise ValueError(f"channels must be 'RGB' or 'BGR', got {channels!r}")
-        path, self.weights_sha256 = _onnx_file(LIVENESS_WEIGHTS, weights_path)
+        path, self.weights_sha256 = onnx_file(LIVENESS_WEIGHTS, weights_path)
         self.net = OnnxModel(path, backend, threads)
         self.channels = channels
         self.preprocessing = (

@@ -38,17 +38,12 @@ import cv2
 import numpy as np
 import torch
 
+from harness.faces.align import ARCFACE_TEMPLATE_112  # noqa: F401  (re-exported: the embedder template)
 from harness.models.base import Embedder, PADModel
 from harness.models.registry import check_options, register_embedder, register_pad
 from harness.models.tflite_graph import (  # noqa: F401  (re-exported: the flatbuffer replay lives there)
-    _ACT,
-    _DTYPES,
-    _SAME,
-    _VALID,
     LiteRTRunner,
     TFLiteGraph,
-    _same_pads,
-    _schema,
     litert_available,
 )
 from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file  # noqa: F401
@@ -88,17 +83,6 @@ ANTISPOOF_WEIGHTS = WeightFile(
     ),
 )
 
-#: ArcFace / InsightFace 5-point template for 112x112 crops (eyes, nose tip, mouth corners)
-ARCFACE_TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-)
 
 # --------------------------------------------------------------------------------------------------------------
 # Crop rules

@@ -154,17 +154,17 @@ def test_local_weights_are_converted_into_the_private_cache_and_checked_on_every
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     # a file planted where the old code looked is never used
     planted = Path(tempfile.gettempdir()) / "harness-onnx" / sha256_file(local)[:16] / "my_liveness.batch-dynamic.onnx"
-    path, sha = O._onnx_file(O.LIVENESS_WEIGHTS, local)
+    path, sha = O.onnx_file(O.LIVENESS_WEIGHTS, local)
     assert sha == sha256_file(local) and path != planted
     assert path.is_relative_to(tmp_path / "cache" / "converted")
     assert os.stat(path.parent).st_mode & 0o777 == 0o700
     recorded = (path.parent / (path.name + ".sha256")).read_text().strip()
     assert recorded == sha256_file(path)
-    assert O._onnx_file(O.LIVENESS_WEIGHTS, local)[0] == path  # cached, verified again
+    assert O.onnx_file(O.LIVENESS_WEIGHTS, local)[0] == path  # cached, verified again
     with open(path, "ab") as f:  # swapped / modified after conversion
         f.write(b"\0")
     with pytest.raises(O.WeightsError, match="modified since"):
-        O._onnx_file(O.LIVENESS_WEIGHTS, local)
+        O.onnx_file(O.LIVENESS_WEIGHTS, local)
 
 
 def test_a_shared_or_foreign_conversion_directory_is_refused(tmp_path):
