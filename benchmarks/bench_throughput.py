@@ -43,6 +43,8 @@ from harness.faces.warp import align_batch, crop_resize_fixed, similarity_batch,
 from harness.models.registry import build_embedder, build_pad  # noqa: E402
 from harness.paths import shared_root  # noqa: E402
 from harness.scoring import batched as B  # noqa: E402
+from harness.scoring.loader import ChunkSource, collate_identity, gpu_decode  # noqa: E402
+from harness.faces.mtcnn_batched import triton_nms_kernel  # noqa: E402
 from harness.scoring.cache import ScoreCache  # noqa: E402
 from harness.scoring.engine import score_manifest  # noqa: E402
 
@@ -79,8 +81,8 @@ def manifest_rows(root: Path, n: int, list_name: str) -> pd.DataFrame:
 
 
 def bench_decode(m: pd.DataFrame, dev: torch.device, workers: int, chunk: int, gpu: bool) -> dict:
-    src = B._ChunkSource(list(m["path"]), list(m["frame"]), chunk, ("d", "e", "p"), None, gpu_jpeg=gpu)
-    loader = torch.utils.data.DataLoader(src, batch_size=None, num_workers=workers, collate_fn=B._identity,
+    src = ChunkSource(list(m["path"]), list(m["frame"]), chunk, ("d", "e", "p"), None, gpu_jpeg=gpu)
+    loader = torch.utils.data.DataLoader(src, batch_size=None, num_workers=workers, collate_fn=collate_identity,
                                          pin_memory=dev.type == "cuda", prefetch_factor=4 if workers else None)
     _sync(dev)
     t = time.perf_counter()
@@ -88,7 +90,7 @@ def bench_decode(m: pd.DataFrame, dev: torch.device, workers: int, chunk: int, g
     for ch in loader:
         if gpu and ch.get("jpeg_idx"):
             got = []
-            B._gpu_decode(ch, list(m["path"]), dev, lambda i, hw, x: got.append(x), {})
+            gpu_decode(ch, list(m["path"]), dev, lambda i, hw, x: got.append(x), {})
             n += len(got)
         for rows, x in ch["groups"].values():
             x.to(dev, non_blocking=True)
@@ -107,7 +109,7 @@ def bench_raw_stages(m: pd.DataFrame, dev: torch.device, det: MTCNNDetector, emb
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous().to(dev)
     xd = x[:det_bs]
     out = {}
-    nms_impls = ["torchvision"] + (["triton"] if dev.type == "cuda" and B._triton_nms_kernel() else [])
+    nms_impls = ["torchvision"] + (["triton"] if dev.type == "cuda" and triton_nms_kernel() else [])
     with torch.inference_mode():
         for impl in nms_impls:
             try:
@@ -167,7 +169,7 @@ def bench_naive(m: pd.DataFrame, dev: torch.device, det: MTCNNDetector, emb, pad
             img = Image.open(p).convert("RGB")
             t1 = time.perf_counter()
             boxes, probs, points = det.mtcnn.detect(img, landmarks=True)
-            d = det._pick(boxes, probs, points)
+            d = det.pick(boxes, probs, points)
             t2 = time.perf_counter()
             if d is None:
                 t["decode"] += t1 - t0

@@ -10,8 +10,8 @@
     python -m harness.cli register OP.json --name kyc-face --alias candidate [--tracking-uri URI] [--run-id ID]
     python -m harness.cli standards | schema
 
-``export`` re-selects thresholds from the run's ``trials.csv`` / ``scores.csv`` (no rescoring) with any policy of
-``conf/policy/``. ``decide`` / ``verify`` use only :mod:`harness.runtime` (no Hydra, MLflow, torch); they trust a
+``export`` re-selects thresholds from the run directory (:mod:`harness.rundir`: its trials and probes, no
+rescoring) with any policy of ``conf/policy/``. ``decide`` / ``verify`` use only :mod:`harness.runtime` (no Hydra, MLflow, torch); they trust a
 file only when it is signed with the key they are given (``--key-file``, ``$HARNESS_SIGNING_KEY``,
 ``$HARNESS_SIGNING_KEY_FILE``; ``--public-key`` for Ed25519) or when its content hash is the approved one
 (``--trust-content-sha256``). Exit status: 0 ok, 2 usage or input error, 3 the operating point was refused.
@@ -30,16 +30,17 @@ EXIT_USAGE, EXIT_REFUSED = 2, 3
 
 def load_policy(name: str, overrides: list[str] | None = None, select_on: str | None = None) -> dict:
     """:func:`harness.export.reselect.load_policy` (imported lazily: ``decide`` / ``verify`` stay pandas-free)."""
-    from harness.export.reselect import load_policy as _load_policy
+    from harness.export import reselect
 
-    return _load_policy(name, overrides, select_on)
+    return reselect.load_policy(name, overrides, select_on)
 
 
 def load_run(run_dir: Path):
-    """:func:`harness.export.reselect.load_run`: (trials, probes, summary, config) of a finished run."""
-    from harness.export.reselect import load_run as _load_run
+    """:func:`harness.export.reselect.load_run`: (trials, probes, summary, config) of a finished run, read from its
+    run directory (:mod:`harness.rundir`; a run written before it through the old path)."""
+    from harness.export import reselect
 
-    return _load_run(run_dir)
+    return reselect.load_run(run_dir)
 
 
 def cmd_export(a) -> int:

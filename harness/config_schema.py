@@ -10,7 +10,9 @@ misspelt ``+dataset.lisst=...``), a value of the wrong type or out of range (``r
 (Hydra would print a multi-line error instead).
 
 Which keys a dataset adapter, an embedder, a PAD model or the detector takes is read from its factory's signature (the
-registries are the source of truth, as :func:`harness.models.registry.check_options` refuses unknown model options
+registries of :mod:`harness.registry` are the source of truth; a ``plugin: <module>`` key in any of these groups or
+in ``policy`` imports a module that registers a member first, and a plugin policy declares its keys with
+``register_policy(name, keys=...)``; as :func:`harness.models.registry.check_options` refuses unknown model options
 when a model is built); the tables (:mod:`harness.config_tables`) give each key's type and range. Every other group
 has one table: :data:`TOP`, :data:`RUNTIME`, :data:`PROTOCOL` (+ :data:`ENROL`), :data:`POLICY_COMMON` +
 :data:`POLICY_KEYS` (per policy), :data:`TRACKING`, :data:`REPORT` and :data:`STANDARD` / :data:`CRITERION`
@@ -30,10 +32,11 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config_tables import (Check, ConfigError, _did_you_mean, GROUPS, TOP, RUNTIME, DETECTOR, DATASET,
-                                   DATASET_REQUIRED_HINT, MODEL, PROTOCOL, PROTOCOL_REQUIRED, ENROL, POLICY_COMMON,
-                                   POLICY_KEYS, TRACKING, REPORT, STANDARD, CRITERION, _check_table,
-                                   _standards_names, _unknown, anything)
+from harness.config_tables import (PLUGIN, Check, ConfigError, did_you_mean, GROUPS, TOP, RUNTIME, DETECTOR,
+                                   DATASET, DATASET_REQUIRED_HINT, MODEL, PROTOCOL, PROTOCOL_REQUIRED, ENROL,
+                                   POLICY_COMMON, POLICY_KEYS, TRACKING, REPORT, STANDARD, CRITERION, check_table,
+                                   declared_keys, standards_names, unknown_key, anything)
+from harness.registry import PLUGIN_KEY, Registry, import_plugin
 
 __all__ = ["ConfigError", "RunRequirementError", "check_config", "check_overrides", "check_policy", "check_standard",
            "check_trials", "check_thresholds", "GROUPS",
@@ -52,64 +55,64 @@ def _signature_keys(fn: Callable, drop: tuple[str, ...] = ()) -> tuple[set[str],
     return {p.name for p in params}, {p.name for p in params if p.default is p.empty}
 
 
-def _check_dataset(node: Mapping) -> None:
-    from harness.data.registry import DATASETS, dataset_names
-
-    known = dataset_names()
+def _member(group: str, registry: Registry, node: Mapping) -> Any:
+    """The registered member ``node.name`` names (its ``plugin`` module imported first), or a one-line error."""
+    try:
+        import_plugin(node.get(PLUGIN_KEY))
+    except ImportError as e:
+        raise ConfigError(f"{group}.{PLUGIN_KEY}: cannot import plugin module {node.get(PLUGIN_KEY)!r}: {e}") from None
+    known = registry.names()
     name = node.get("name")
-    if name not in DATASETS:
-        raise ConfigError(f"dataset.name must be one of {', '.join(known)}, got {name!r}"
-                          f"{_did_you_mean(str(name), known)}")
-    takes, required = _signature_keys(DATASETS[name])
-    valid = {"name"} | takes
+    if name not in known:
+        raise ConfigError(f"{group}.name must be one of {', '.join(known)}, got {name!r}{did_you_mean(str(name), known)}")
+    return registry.get(name)
+
+
+def _check_member(group: str, registry: Registry, node: Mapping, table: Mapping[str, Check],
+                  drop: tuple[str, ...] = ()) -> set[str]:
+    """A registered group's keys: those its factory's signature takes (less ``drop``), checked with ``table``
+    (a key the table does not know: any value); returns the keys the factory requires."""
+    factory = _member(group, registry, node)
+    takes, required = _signature_keys(factory.__init__ if isinstance(factory, type) else factory, drop)
+    valid = {"name"} | takes  # and ``plugin`` (accepted everywhere, not listed)
     for key in node:
-        if key not in valid:
-            raise _unknown("dataset", str(key), valid, f"dataset {name}")
+        if key not in valid and key not in PLUGIN:
+            raise unknown_key(group, str(key), valid, f"{group} {node.get('name')}")
+    for key, v in node.items():
+        (PLUGIN | table).get(key, anything)(f"{group}.{key}", v)
+    return required
+
+
+def _check_dataset(node: Mapping) -> None:
+    from harness.data.registry import DATASETS
+
+    required = _check_member("dataset", DATASETS, node, {})
     for req in sorted(required):
         if node.get(req) is None:
-            raise ConfigError(f"dataset.{req} is required for dataset {name}: "
+            raise ConfigError(f"dataset.{req} is required for dataset {node.get('name')}: "
                               f"{DATASET_REQUIRED_HINT.get(req, f'set dataset.{req}=...')}")
     for key, v in node.items():
         DATASET.get(key, anything)(f"dataset.{key}", v)
 
 
 def _check_detector(node: Mapping) -> None:
-    from harness.faces.detect import MTCNNDetector
+    from harness.faces.detect import DETECTORS
 
-    DETECTOR["name"]("detector.name", node.get("name"))
-    takes, _ = _signature_keys(MTCNNDetector.__init__, drop=("batch_size", "device"))  # those come from runtime.*
-    valid = {"name"} | takes
-    for key in node:
-        if key in ("batch_size", "device"):  # passed by the experiment from runtime.*: a second value would clash
+    for key in ("batch_size", "device"):  # passed by the experiment from runtime.*: a second value would clash
+        if key in node:
             raise ConfigError(f"unknown config key 'detector.{key}': the detector's {key} is runtime."
-                              f"{'detect_batch_size' if key == 'batch_size' else 'device'}; valid keys for detector "
-                              f"{node.get('name')}: {', '.join(sorted(valid))}")
-        if key not in valid:
-            raise _unknown("detector", str(key), valid, f"detector {node.get('name')}")
-    for key, v in node.items():
-        DETECTOR.get(key, anything)(f"detector.{key}", v)
+                              f"{'detect_batch_size' if key == 'batch_size' else 'device'}; set that instead")
+    _check_member("detector", DETECTORS, node, DETECTOR, drop=("batch_size", "device"))
 
 
 def _check_model(group: str, node: Mapping) -> None:
-    from harness.models.registry import EMBEDDERS, PAD_MODELS, _load_builtin
+    from harness.models.registry import EMBEDDERS, PAD_MODELS
 
-    _load_builtin()
-    registry = EMBEDDERS if group == "embedder" else PAD_MODELS
-    name = node.get("name")
-    if name not in registry:
-        raise ConfigError(f"{group}.name must be one of {', '.join(sorted(registry))}, got {name!r}"
-                          f"{_did_you_mean(str(name), registry)}")
-    takes, _ = _signature_keys(registry[name], drop=("device",))  # device comes from runtime.device
-    valid = {"name"} | takes
-    for key in node:
-        if key not in valid:
-            raise _unknown(group, str(key), valid, f"{group} {name}")
-    for key, v in node.items():
-        MODEL.get(key, anything)(f"{group}.{key}", v)
+    _check_member(group, EMBEDDERS if group == "embedder" else PAD_MODELS, node, MODEL, drop=("device",))
 
 
 def _check_protocol(node: Mapping) -> None:
-    _check_table("protocol", node, PROTOCOL, "protocol")
+    check_table("protocol", node, PROTOCOL, "protocol")
     for req in PROTOCOL_REQUIRED:
         if node.get(req) is None:
             raise ConfigError(f"protocol.{req} is required (valid keys: {', '.join(sorted(PROTOCOL))})")
@@ -119,20 +122,20 @@ def _check_policy(node: Mapping, standards_node: Any) -> None:
     from harness.policy.select import POLICIES
 
     name = node.get("name", "target_rates")
-    if name not in POLICIES:
-        raise ConfigError(f"policy.name must be one of {', '.join(sorted(POLICIES))}, got {name!r}"
-                          f"{_did_you_mean(str(name), POLICIES)}")
-    table = POLICY_COMMON | POLICY_KEYS[name]
-    _check_table("policy", node, table, f"policy {name}")
+    _member("policy", POLICIES, {"name": name, **node})
+    own = POLICY_KEYS[name] if name in POLICY_KEYS else declared_keys(POLICIES.meta(name).get("keys"))
+    table = POLICY_COMMON | own
+    check_table("policy", {k: v for k, v in node.items() if k not in PLUGIN}, table, f"policy {name}")
+    check_table("policy", {k: v for k, v in node.items() if k in PLUGIN}, PLUGIN, "a plugin")
     pa, pi = node.get("attack_prevalence") or 0.0, node.get("impostor_prevalence") or 0.0
     if pa + pi >= 1:
         raise ConfigError(f"policy.attack_prevalence + policy.impostor_prevalence must be < 1, got {pa} + {pi}")
-    required = _standards_names("policy.required_standards", node.get("required_standards"), allow_all=False) or []
+    required = standards_names("policy.required_standards", node.get("required_standards"), allow_all=False) or []
     if standards_node is not None:  # +standards=<preset>: judged instead of policy.standards
         judged = [p.get("name") for p in _presets_of(standards_node)]
         where = "the standards group (+standards=...)"
     else:
-        judged = _standards_names("policy.standards", node.get("standards", "all"), allow_all=True)
+        judged = standards_names("policy.standards", node.get("standards", "all"), allow_all=True)
         where = f"policy.standards={node.get('standards', 'all')!r}"
     for n in required:
         if judged is not None and n not in judged:
@@ -164,7 +167,7 @@ def check_standard(preset: Mapping, where: str = "standards") -> None:
     """One standards preset (``conf/standards/*.yaml`` or the ``standards`` group) against :data:`STANDARD`."""
     if not isinstance(preset, Mapping):
         raise ConfigError(f"{where} must be a mapping ({', '.join(STANDARD)}), got {preset!r}")
-    _check_table(where, preset, STANDARD, "a standards preset")
+    check_table(where, preset, STANDARD, "a standards preset")
     if preset.get("criteria") is None:
         raise ConfigError(f"{where}.criteria is required (a list; [] when not transcribed)")
 
@@ -195,7 +198,7 @@ def check_config(cfg: DictConfig | Mapping) -> dict:
     valid_top = set(TOP) | set(GROUPS)
     for key in data:
         if key not in valid_top:
-            raise _unknown("", str(key), valid_top, "the top level (groups and settings)")
+            raise unknown_key("", str(key), valid_top, "the top level (groups and settings)")
     for key, check in TOP.items():
         if key in data:
             check(key, data[key])
@@ -212,13 +215,13 @@ def check_config(cfg: DictConfig | Mapping) -> dict:
         for i, p in enumerate(_presets_of(standards_node)):
             check_standard(p, "standards" if "criteria" in standards_node else f"standards[{i}]")
     _check_policy(data["policy"], standards_node)
-    _check_table("tracking", data["tracking"], TRACKING, "tracking")
+    check_table("tracking", data["tracking"], TRACKING, "tracking")
     if data["tracking"].get("enabled"):
         for key in ("uri", "experiment"):
             if not data["tracking"].get(key):
                 raise ConfigError(f"tracking.{key} must be set when tracking.enabled is true (or use tracking=none)")
-    _check_table("runtime", data["runtime"], RUNTIME, "runtime")
-    _check_table("report", data["report"], REPORT, "report")
+    check_table("runtime", data["runtime"], RUNTIME, "runtime")
+    check_table("report", data["report"], REPORT, "report")
     return data
 
 
@@ -265,7 +268,7 @@ def check_overrides(argv: list[str], config_dir: str, config_name: str = "config
                 name = OmegaConf.select(cfg, f"{parts[0]}.name", default=None) if i == 1 else None
                 if name is not None:
                     what = f"{parts[0]} {name}"
-                raise _unknown(prefix, part, list(node.keys()), what)
+                raise unknown_key(prefix, part, list(node.keys()), what)
             node = node._get_node(part)
 
 
@@ -274,8 +277,14 @@ def check_overrides(argv: list[str], config_dir: str, config_name: str = "config
 
 def _needs(policy: Mapping) -> tuple[str, ...]:
     """The trial kinds a policy cannot choose its match threshold without (on the selection partition)."""
+    from harness.policy.select import POLICIES
+
     name = policy.get("name", "target_rates")
-    return ("genuine",) if name in ("min_cost", "joint") else ("genuine", "impostor")
+    try:
+        import_plugin(policy.get(PLUGIN_KEY))
+        return tuple(POLICIES.meta(name).get("needs", ("genuine", "impostor")))
+    except KeyError:
+        return ("genuine", "impostor")
 
 
 def check_trials(tr: Any, policy: Mapping, protocol: Mapping) -> None:

@@ -161,23 +161,36 @@ def _weights_path(key: str, v: Any) -> None:
 
 
 
-def _did_you_mean(key: str, valid) -> str:
+def did_you_mean(key: str, valid) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, else empty."""
     m = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.7)
     return f" (did you mean {m[0]!r}?)" if m else ""
 
 
-def _unknown(prefix: str, key: str, valid, what: str) -> ConfigError:
+def unknown_key(prefix: str, key: str, valid, what: str) -> ConfigError:
+    """The one-line error for an unknown key ``prefix.key``, naming the valid keys of ``what``."""
     full = f"{prefix}.{key}" if prefix else key
-    return ConfigError(f"unknown config key {full!r}{_did_you_mean(key, valid)}; valid keys for {what}: "
+    return ConfigError(f"unknown config key {full!r}{did_you_mean(key, valid)}; valid keys for {what}: "
                        f"{', '.join(sorted(valid))}")
 
 
-def _check_table(prefix: str, node: Mapping, table: Mapping[str, Check], what: str) -> None:
+def check_table(prefix: str, node: Mapping, table: Mapping[str, Check], what: str) -> None:
+    """Every key of ``node`` declared in ``table`` and passing its check."""
     for key, v in node.items():
         if key not in table:
-            raise _unknown(prefix, str(key), table, what)
+            raise unknown_key(prefix, str(key), table, what)
         table[key](f"{prefix}.{key}" if prefix else str(key), v)
 
+
+def declared_keys(keys: Any) -> dict[str, Check]:
+    """A plugin's declared config keys: ``{key: check}`` as is, or a list of names (any value)."""
+    if isinstance(keys, Mapping):
+        return {str(k): (v if callable(v) else anything) for k, v in keys.items()}
+    return {str(k): anything for k in (keys or ())}
+
+
+
+_did_you_mean, _unknown, _check_table = did_you_mean, unknown_key, check_table  # old names
 
 
 # ---------------------------------------------------------------------------------------------------- the tables
@@ -223,13 +236,20 @@ DATASET_REQUIRED_HINT = {
     "root": "the folder holding the dataset, e.g. dataset.root=/data/faces",
 }
 
+#: the config key naming a plugin module (harness.registry.PLUGIN_KEY), valid in every registered group
+PLUGIN: dict[str, Check] = {"plugin": text(null=True)}
+
+#: detector keys by name; which of them a detector takes is its class's ``__init__`` (harness.faces.detect.DETECTORS)
 DETECTOR: dict[str, Check] = {
-    "name": choice("mtcnn"),
+    "name": text(),  # checked against harness.faces.detect.DETECTORS first
     "min_face_size": integer(1),
     "thresholds": _thresholds,
     "factor": number(0, 1, open_lo=True, open_hi=True),
     "min_prob": number(0, 1),
     "pad_fraction": number(0),
+    "backend": choice("torch", "opencv"),
+    "caffemodel": text(null=True),
+    "prototxt": text(null=True),
 }
 
 #: embedder / PAD model options by name; which of them a model takes is its factory's signature
@@ -272,7 +292,7 @@ ENROL_REQUIRED = {"field": ("field", "enrol_in"), "first_k": ("k",)}
 def _enrol(key: str, v: Any) -> None:
     if not isinstance(v, Mapping):
         raise ConfigError(f"{key} must be a mapping (mode: field | first_k, ...), got {v!r}")
-    _check_table(key, v, ENROL, "protocol.enrol")
+    check_table(key, v, ENROL, "protocol.enrol")
     mode = v.get("mode", "field")
     for req in ENROL_REQUIRED[mode]:
         if v.get(req) is None:
@@ -306,7 +326,7 @@ REPORT: dict[str, Check] = {
 }
 
 
-def _standards_names(key: str, v: Any, *, allow_all: bool) -> list[str] | None:
+def standards_names(key: str, v: Any, *, allow_all: bool) -> list[str] | None:
     """The preset names of a ``policy.standards`` / ``policy.required_standards`` value (None = all presets)."""
     from harness.policy.standards import available_presets
 
@@ -321,7 +341,7 @@ def _standards_names(key: str, v: Any, *, allow_all: bool) -> list[str] | None:
                           f"(conf/standards/: {', '.join(known)}), got {v!r}")
     for n in names:
         if n not in known:
-            hint = _did_you_mean(n, known)
+            hint = did_you_mean(n, known)
             raise ConfigError(f"{key}: unknown standards preset {n!r}{hint}; valid: {', '.join(known)}")
     return names
 
@@ -331,8 +351,8 @@ POLICY_COMMON: dict[str, Check] = {
     "confidence": fraction(),
     "min_subjects": integer(1),
     "select_on": choice("dev", "eval"),
-    "standards": lambda k, v: _standards_names(k, v, allow_all=True) and None,
-    "required_standards": lambda k, v: _standards_names(k, v, allow_all=False) and None,
+    "standards": lambda k, v: standards_names(k, v, allow_all=True) and None,
+    "required_standards": lambda k, v: standards_names(k, v, allow_all=False) and None,
     "register_as": text(null=True),
     "register_alias": text(null=True),
     "register_not_deployable": boolean(),
@@ -389,7 +409,7 @@ def _criteria(key: str, v: Any) -> None:
         ck = f"{key}[{i}]"
         if not isinstance(c, Mapping):
             raise ConfigError(f"{ck} must be a mapping ({', '.join(CRITERION)}), got {c!r}")
-        _check_table(ck, c, CRITERION, "a standards criterion")
+        check_table(ck, c, CRITERION, "a standards criterion")
         for req in CRITERION_REQUIRED:
             if c.get(req) is None:
                 raise ConfigError(f"{ck}.{req} is required (valid keys: {', '.join(CRITERION)})")
@@ -406,3 +426,6 @@ STANDARD: dict[str, Check] = {
     "confidence": fraction(),
     "criteria": _criteria,
 }
+
+
+_standards_names = standards_names  # old name

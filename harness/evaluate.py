@@ -159,7 +159,7 @@ def outcomes(trials: pd.DataFrame, probes: pd.DataFrame, part: str, t_match: flo
 
 
 def _decisions(o: dict, bands: dict, confidence: float) -> dict:
-    from harness.policy.report import OUTCOMES, decide_arrays
+    from harness.decision_rule import OUTCOMES, decide_arrays
 
     res = {}
     for kind, (m, p, sa, sb) in o["_decisions"].items():

@@ -268,7 +268,7 @@ def verify_document(raw: bytes | str) -> dict:
     return doc
 
 
-def _num(x: Any) -> bool:
+def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -282,7 +282,7 @@ def _structural_checks(doc: dict) -> None:
         raise OperatingPointRefused("refused: thresholds.bands is missing")
     for score in ("match", "pad"):
         b = bands.get(score)
-        if not isinstance(b, dict) or not _num(b.get("accept_at_or_above")) or not _num(b.get("reject_below")):
+        if not isinstance(b, dict) or not is_number(b.get("accept_at_or_above")) or not is_number(b.get("reject_below")):
             raise OperatingPointRefused(f"refused: thresholds.bands.{score} lacks finite accept/reject thresholds")
         if b["reject_below"] > b["accept_at_or_above"]:
             raise OperatingPointRefused(f"refused: thresholds.bands.{score}: reject_below > accept_at_or_above")
@@ -296,7 +296,7 @@ def _structural_checks(doc: dict) -> None:
         if not isinstance(classes, dict):
             raise OperatingPointRefused(f"refused: observed_scores.{score} is not an object")
         for cls, r in classes.items():
-            if not (isinstance(r, dict) and _num(r.get("min")) and _num(r.get("max")) and r["min"] <= r["max"]
+            if not (isinstance(r, dict) and is_number(r.get("min")) and is_number(r.get("max")) and r["min"] <= r["max"]
                     and isinstance(r.get("n"), int) and not isinstance(r["n"], bool) and r["n"] >= 1):
                 raise OperatingPointRefused(f"refused: observed_scores.{score}.{cls} is not a range min <= max over "
                                             "n >= 1 scores")

@@ -8,6 +8,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def conf_dir() -> Path:
+    """The configs (Hydra's config folder): the repository's top-level ``conf/`` in a checkout (and its editable
+    install), else the copy an installed wheel ships as ``harness/conf`` (``setup.py`` maps ``conf/`` there)."""
+    if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "conf" / "config.yaml").is_file():
+        return REPO_ROOT / "conf"
+    return Path(__file__).resolve().parent / "conf"
+
+
+CONF_DIR = conf_dir()
+
+
 class DataMissingError(FileNotFoundError):
     """Data or weights a config needs are not where it looked; the message says where and how to get them."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from harness.redact import redact_uri
-from harness.tracking_errors import (TrackingError, _why, is_tracking_error, no_http_retries,
+from harness.tracking_errors import (TrackingError, failure_reason, is_tracking_error, no_http_retries,
                                      quiet_url_printing)
 
 log = logging.getLogger("harness")
@@ -123,7 +123,7 @@ def one_line_error(exc: BaseException) -> str:
     if isinstance(exc, USER_ERRORS):
         msg = error_message(exc)
     elif is_tracking_error(exc):
-        msg = f"MLflow tracking failed ({type(exc).__name__}: {_why(exc)})"
+        msg = f"MLflow tracking failed ({type(exc).__name__}: {failure_reason(exc)})"
     elif isinstance(exc, KeyboardInterrupt):
         msg = "interrupted (KeyboardInterrupt)"
     else:

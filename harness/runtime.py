@@ -58,11 +58,11 @@ from typing import Any
 
 try:  # the harness installed
     from harness.opdoc import (MAX_FILE_BYTES, MIN_KEY_BYTES, RETIRED_SCHEMA_VERSIONS, SUPPORTED_SCHEMA_VERSIONS,
-                               UNSIGNED_REASON, OperatingPointRefused, _num, canonical, content_sha256, key_id,
+                               UNSIGNED_REASON, OperatingPointRefused, is_number, canonical, content_sha256, key_id,
                                serialize, sign_document, signing_key, verify_document, verify_signature)
 except ImportError:  # vendored beside opdoc.py (e.g. an MLflow model's code_paths)
     from opdoc import (MAX_FILE_BYTES, MIN_KEY_BYTES, RETIRED_SCHEMA_VERSIONS,  # type: ignore[no-redef]
-                       SUPPORTED_SCHEMA_VERSIONS, UNSIGNED_REASON, OperatingPointRefused, _num, canonical,
+                       SUPPORTED_SCHEMA_VERSIONS, UNSIGNED_REASON, OperatingPointRefused, is_number, canonical,
                        content_sha256, key_id, serialize, sign_document, signing_key, verify_document,
                        verify_signature)
 
@@ -139,7 +139,7 @@ def _score_problem(x: Any, v: float | None, what: str, rng: Any) -> str | None:
     if isinstance(rng, (list, tuple)) and len(rng) == 2:
         lo, hi = rng
         tol = 1e-6
-        if (_num(lo) and v < lo - tol) or (_num(hi) and v > hi + tol):
+        if (is_number(lo) and v < lo - tol) or (is_number(hi) and v > hi + tol):
             return (f"{what} score {v:.6g} is outside the model's declared score range "
                     f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
     return None

@@ -24,7 +24,7 @@ class TrackingUnreachable(TrackingError):
 CHECK_TIMEOUT_S = 5
 
 
-def _why(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """A short, credential-free reason for a failed request (connection refused, timeout, HTTP 401 ...)."""
     chain, e, seen = [], exc, set()
     while e is not None and id(e) not in seen:
@@ -94,7 +94,7 @@ def check_reachable(uri: str, *, timeout: int = CHECK_TIMEOUT_S, source: str | N
             source = source or ("$MLFLOW_TRACKING_URI" if from_env else "tracking.uri")
             fix = ("unset MLFLOW_TRACKING_URI (runs then log to a local sqlite store under the results dir)"
                    if from_env else f"point {source} at a reachable store")
-            why = _why(e)
+            why = failure_reason(e)
             state = "cannot be used" if why.startswith("it answered") else "is unreachable"
             raise TrackingUnreachable(
                 f"MLflow tracking server {redact_uri(uri)} (from {source}) {state}: {why}. {consequence} "
@@ -133,5 +133,5 @@ def tracking_errors(out_dir: Path | None = None):
         uri = os.environ.get("MLFLOW_TRACKING_URI")
         where = f" at {redact_uri(uri)}" if uri else ""
         kept = f"; the run's files are in {out_dir}" if out_dir is not None else ""
-        raise TrackingError(f"MLflow tracking{where} failed ({type(e).__name__}: {_why(e)}){kept} "
+        raise TrackingError(f"MLflow tracking{where} failed ({type(e).__name__}: {failure_reason(e)}){kept} "
                             "(HARNESS_DEBUG=1 shows the traceback)") from None

@@ -10,5 +10,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch/torchvision first, pinned (a local wheel cache is used where one exists)
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+# an old build/ (pip wheel, python -m build) is never imported; drop it so no stale copy lingers
+rm -rf build
 .venv/bin/python -m pip install -q -e '.[test]'
 echo "setup done: $(.venv/bin/python -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__)')"

@@ -29,7 +29,7 @@ def _compose_dataset(overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from harness.__main__ import CONF_DIR  # registers the ${shared_root} resolver
+    from harness.resolvers import CONF_DIR  # registers the ${harness_shared:} resolvers
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
@@ -38,7 +38,7 @@ def _compose_dataset(overrides: list[str]) -> dict:
 
 def decode_check(df: pd.DataFrame, images: bool = False) -> list[Problem]:
     """Decode the first and last sampled frame of each video (and, with ``images``, every still image)."""
-    from harness.data.video import VideoReader
+    from harness.faces.video import VideoReader
     from harness.faces.decode import DecodeError, decode_image
 
     out = []

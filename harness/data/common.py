@@ -347,7 +347,6 @@ class ManifestBuilder:
               expected_splits: list[str] | tuple[str, ...] | None = None,
               expected_labels: tuple[str, ...] = LABELS) -> pd.DataFrame:
         """The validated manifest; checks subject leaks and empty classes, then raises or warns per ``on_problem``."""
-        from harness.data.splits import find_subject_leaks
 
         if on_problem not in ON_PROBLEM:
             raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
@@ -382,3 +381,29 @@ class ManifestBuilder:
 def problems_of(manifest: pd.DataFrame) -> list[Problem]:
     """The problems an adapter recorded for ``manifest`` (empty for adapters that do not record any)."""
     return [Problem(p["kind"], p["message"], tuple(p.get("paths", ()))) for p in manifest.attrs.get("problems", [])]
+
+
+def _examples(files: pd.Series, k: int = 2) -> str:
+    vals = list(dict.fromkeys(files))
+    s = ", ".join(vals[:k])
+    return s + (f" (+{len(vals) - k} more)" if len(vals) > k else "")
+
+
+def find_subject_leaks(df: pd.DataFrame, split_col: str = "split", ignore_splits=()) -> list[Problem]:
+    """One problem per subject present in more than one split, naming the subject and its files in each split."""
+    d = df[~df[split_col].isin(list(ignore_splits))]
+    if d.empty:
+        return []
+    file_col = "video" if "video" in d.columns else "path"
+    files = d[file_col].where(d[file_col].astype(str) != "", d["path"]) if file_col == "video" else d["path"]
+    d = d.assign(_file=files)
+    n_splits = d.groupby("subject")[split_col].nunique()
+    out = []
+    for subj in sorted(n_splits[n_splits > 1].index):
+        g = d[d["subject"] == subj]
+        parts, paths = [], []
+        for split, gg in g.groupby(split_col):
+            parts.append(f"{split} ({gg['_file'].nunique()} file(s), e.g. {_examples(gg['_file'])})")
+            paths.extend(list(dict.fromkeys(gg["path"]))[:2])
+        out.append(Problem("subject_leak", f"subject {subj} appears in splits " + " and ".join(parts), tuple(paths)))
+    return out

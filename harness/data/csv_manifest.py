@@ -74,17 +74,9 @@ def _bad_rows(csv: Path, bad: list[tuple[int, str, str]]) -> None:
         raise ManifestError(f"{csv} line {line}, column {col!r}: {what}{more}")
 
 
-def read_csv_manifest(csv: Path, default_split: str = "test", how_to_obtain: str = "", root: str | Path | None = None,
-                      allow_outside_root: bool = False, on_problem: str = "error", frames=None) -> pd.DataFrame:
-    """The manifest of ``csv`` (module docstring); paths outside ``root`` (default: the CSV's folder) are problems."""
-    csv = Path(csv)
-    allow_outside_root = config_flag(allow_outside_root, "dataset.allow_outside_root")
-    if on_problem not in ON_PROBLEM:
-        raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
-    sampling = FrameSampling.parse(frames)
-    if not csv.is_file():
-        hint = f" {how_to_obtain}" if how_to_obtain else ""
-        raise DataMissingError(f"dataset manifest not found: {csv}{' (a directory)' if csv.is_dir() else ''}.{hint}")
+def _header(csv: Path) -> tuple[int, list[str], list[tuple[int, list[str]]]]:
+    """``(header line, column names, sample records)`` of ``csv``, checked: not empty, no repeated column, the
+    required columns present, at least one sample row."""
     records = _read_records(csv)
     if not records:
         raise ManifestError(f"{csv}: empty file: no header row (expected columns path, subject, label)")
@@ -98,6 +90,13 @@ def read_csv_manifest(csv: Path, default_split: str = "test", how_to_obtain: str
             raise ManifestError(f"{csv} line {hline} (header): missing column {col!r} (have {header})")
     if not records:
         raise ManifestError(f"{csv}: header only, no sample rows")
+    return hline, header, records
+
+
+def _parse_rows(csv: Path, header: list[str], records: list[tuple[int, list[str]]],
+                default_split: str) -> tuple[list[dict], list[int]]:
+    """One dict per sample row (subject, label, species, split, frame checked and normalised) and its line;
+    every bad cell is collected and the first raised in one line (:func:`_bad_rows`)."""
     scol = "species" if "species" in header else ("attack_type" if "attack_type" in header else None)
     rows, lines, bad = [], [], []
     for line, cells in records:
@@ -126,18 +125,27 @@ def read_csv_manifest(csv: Path, default_split: str = "test", how_to_obtain: str
         rows.append(r)
         lines.append(line)
     _bad_rows(csv, bad)
-    bound = csv.parent if root is None else Path(root)  # the dataset root the paths must stay in
-    base = csv.parent  # what relative paths are relative to
-    base_r = os.path.realpath(base)
-    has_ids = "sample_id" in header
-    problems: list[Problem] = []
+    return rows, lines
 
-    def ident(full: str) -> str:  # the path relative to the CSV's folder when it is inside it, else as is
+
+def _identifier(base: Path):
+    """``ident(full path)``: the path relative to the CSV's folder ``base`` when it is inside it, else as is."""
+    base_r = os.path.realpath(base)
+
+    def ident(full: str) -> str:
         real = os.path.realpath(full)
         if os.path.commonpath([real, base_r]) == base_r:
             return Path(os.path.relpath(real, base_r)).as_posix()
         return full
 
+    return ident
+
+
+def _resolve_paths(csv: Path, rows: list[dict], lines: list[int], bound: Path, allow_outside_root: bool,
+                   has_ids: bool, ident, problems: list[Problem]) -> None:
+    """In place: each row's absolute path and sample id, or its reject code and reason (empty path, outside the
+    dataset root: set aside before anything looks at the file, missing or unreadable file)."""
+    base = csv.parent  # what relative paths are relative to
     for r, line in zip(rows, lines):
         p, where = r["path"], f"{csv.name} line {line}"
         r["reject_code"] = r["reject_reason"] = ""
@@ -162,10 +170,12 @@ def read_csv_manifest(csv: Path, default_split: str = "test", how_to_obtain: str
                 code, what = trouble
                 problems.append(Problem("missing_file" if code == "missing" else code, f"{where}: {what}: {p!r}", (p,)))
                 r.update(reject_code=code, reject_reason=f"{where}: {what}: {p}")
-    df = set_aside_duplicates(pd.DataFrame(rows), problems, lines, csv.name)
-    for r, sid, code, why in zip(rows, df["sample_id"], df["reject_code"], df["reject_reason"]):
-        r.update(sample_id=sid, reject_code=code, reject_reason=why)
 
+
+def _expand_videos(csv: Path, rows: list[dict], lines: list[int], sampling: FrameSampling, ident,
+                   problems: list[Problem]) -> tuple[list[dict], list[int], bool]:
+    """``(rows, lines, any video)``: each usable video row (``frame`` -1) replaced by one row per sampled frame;
+    an unreadable video becomes one rejected row (frame 0)."""
     out, out_lines, videos = [], [], False
     for r, line in zip(rows, lines):
         if r["reject_code"] or r["frame"] != -1 or not is_video(r["path"]):
@@ -187,6 +197,31 @@ def read_csv_manifest(csv: Path, default_split: str = "test", how_to_obtain: str
             out.append(r | dict(sample_id=f"{sid}#{i}", frame=int(i), video=vid, video_frames=info.frames,
                                 fps=round(info.fps, 3)))
             out_lines.append(line)
+    return out, out_lines, videos
+
+
+def read_csv_manifest(csv: Path, default_split: str = "test", how_to_obtain: str = "", root: str | Path | None = None,
+                      allow_outside_root: bool = False, on_problem: str = "error", frames=None) -> pd.DataFrame:
+    """The manifest of ``csv`` (module docstring); paths outside ``root`` (default: the CSV's folder) are problems."""
+    csv = Path(csv)
+    allow_outside_root = config_flag(allow_outside_root, "dataset.allow_outside_root")
+    if on_problem not in ON_PROBLEM:
+        raise ValueError(f"dataset.on_problem must be one of {ON_PROBLEM}, got {on_problem!r}")
+    sampling = FrameSampling.parse(frames)
+    if not csv.is_file():
+        hint = f" {how_to_obtain}" if how_to_obtain else ""
+        raise DataMissingError(f"dataset manifest not found: {csv}{' (a directory)' if csv.is_dir() else ''}.{hint}")
+    _hline, header, records = _header(csv)
+    rows, lines = _parse_rows(csv, header, records, default_split)
+    bound = csv.parent if root is None else Path(root)  # the dataset root the paths must stay in
+    ident = _identifier(csv.parent)
+    problems: list[Problem] = []
+    _resolve_paths(csv, rows, lines, bound, allow_outside_root, "sample_id" in header, ident, problems)
+    df = set_aside_duplicates(pd.DataFrame(rows), problems, lines, csv.name)
+    for r, sid, code, why in zip(rows, df["sample_id"], df["reject_code"], df["reject_reason"]):
+        r.update(sample_id=sid, reject_code=code, reject_reason=why)
+
+    out, out_lines, videos = _expand_videos(csv, rows, lines, sampling, ident, problems)
     df = pd.DataFrame(out)
     if videos:
         for c, v in (("video", ""), ("video_frames", 0), ("fps", 0.0)):

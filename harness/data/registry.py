@@ -1,69 +1,48 @@
-"""Dataset registry: ``name -> loader(**config) -> manifest DataFrame``."""
+"""Dataset registry: ``name -> loader(**config) -> manifest DataFrame`` (a :class:`harness.registry.Registry`).
+
+A dataset adapter is one module (``harness/data/<database>.py``) whose loader carries ``@register_dataset(name)``;
+it is found by scanning ``harness/data/`` for that decorator (no list to edit), or as a ``plugin:`` module / a
+``harness.dataset`` entry point.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import sys
 
 import pandas as pd
 
-DATASETS: dict[str, Callable[..., pd.DataFrame]] = {}
+from harness.registry import Registry
+
+#: the built-in adapters: every ``harness/data/*.py`` that holds ``@register_dataset(`` (found on first lookup, so a
+#: new adapter needs no list edit); kept as a name for callers that read it
+ADAPTER_MODULES: tuple[str, ...] = ()
+
+DATASETS = Registry("dataset", config_key="dataset.name", scan=("harness.data", "@register_dataset("))
+
+__all__ = ["DATASETS", "ADAPTER_MODULES", "register_dataset", "load_dataset", "dataset_names", "capture_conditions"]
 
 
 def register_dataset(name: str):
-    def deco(fn):
-        DATASETS[name] = fn
-        return fn
-    return deco
+    """Decorator: register a loader ``(**config) -> manifest DataFrame`` as dataset ``name``."""
+    return DATASETS.register(name)
 
 
 def load_dataset(name: str, **kwargs) -> pd.DataFrame:
-    import harness.data.nuaa  # noqa: F401  (registers)
-    import harness.data.csv_manifest  # noqa: F401
-
-    _import_adapters()
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} (config key dataset.name)")
-    return DATASETS[name](**kwargs)
-
-
-# --- database adapters (harness/data/<database>.py), imported on first use so that each registers itself ---
-ADAPTER_MODULES = (
-    "harness.data.casia_fasd",
-    "harness.data.replay_attack",
-    "harness.data.replay_mobile",
-    "harness.data.msu_mfsd",
-    "harness.data.oulu_npu",
-    "harness.data.siw",
-    "harness.data.celeba_spoof",
-    "harness.data.lfw",
-    "harness.data.folder",
-)
-
-
-def _import_adapters() -> None:
-    import importlib
-
-    for mod in ADAPTER_MODULES:
-        importlib.import_module(mod)
+    """The manifest of dataset ``name`` (a ``plugin`` keyword is imported first)."""
+    return DATASETS.build(name, **kwargs)
 
 
 def dataset_names() -> list[str]:
     """Every registered dataset name (imports the adapters)."""
-    import harness.data.csv_manifest  # noqa: F401
-    import harness.data.nuaa  # noqa: F401
-
-    _import_adapters()
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def capture_conditions(name: str) -> str | None:
     """The capture conditions a dataset adapter states (its module's ``CAPTURE``), None when it states none."""
-    import sys
-
     try:
-        dataset_names()
+        known = name in DATASETS
     except ImportError:  # pragma: no cover - an adapter's optional dependency is missing
         return None
-    fn = DATASETS.get(name)
+    fn = DATASETS[name] if known else None
     mod = sys.modules.get(fn.__module__) if fn is not None else None
     return getattr(mod, "CAPTURE", None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.data.common import DatasetProblemsError, Problem, format_problems
+from harness.data.common import DatasetProblemsError, format_problems, find_subject_leaks  # noqa: F401  (re-exported)
 
 
 class SubjectLeakError(DatasetProblemsError):
@@ -32,32 +32,6 @@ def seeded_subject_split(subjects, dev_fraction: float = 0.5, seed: int = 0) -> 
     order = np.random.default_rng(int(seed)).permutation(len(subs))
     n_dev = int(round(float(dev_fraction) * len(subs)))
     return {subs[j]: ("dev" if r < n_dev else "eval") for r, j in enumerate(order)}
-
-
-def _examples(files: pd.Series, k: int = 2) -> str:
-    vals = list(dict.fromkeys(files))
-    s = ", ".join(vals[:k])
-    return s + (f" (+{len(vals) - k} more)" if len(vals) > k else "")
-
-
-def find_subject_leaks(df: pd.DataFrame, split_col: str = "split", ignore_splits=()) -> list[Problem]:
-    """One problem per subject present in more than one split, naming the subject and its files in each split."""
-    d = df[~df[split_col].isin(list(ignore_splits))]
-    if d.empty:
-        return []
-    file_col = "video" if "video" in d.columns else "path"
-    files = d[file_col].where(d[file_col].astype(str) != "", d["path"]) if file_col == "video" else d["path"]
-    d = d.assign(_file=files)
-    n_splits = d.groupby("subject")[split_col].nunique()
-    out = []
-    for subj in sorted(n_splits[n_splits > 1].index):
-        g = d[d["subject"] == subj]
-        parts, paths = [], []
-        for split, gg in g.groupby(split_col):
-            parts.append(f"{split} ({gg['_file'].nunique()} file(s), e.g. {_examples(gg['_file'])})")
-            paths.extend(list(dict.fromkeys(gg["path"]))[:2])
-        out.append(Problem("subject_leak", f"subject {subj} appears in splits " + " and ".join(parts), tuple(paths)))
-    return out
 
 
 def check_subject_disjoint(df: pd.DataFrame, split_col: str = "split", source: str = "manifest") -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import __version__
+from harness.version import __version__
 from harness.paths import REPO_ROOT
 from harness.redact import redact_config
 from harness.runtime import (UNSIGNED_REASON, canonical, content_sha256, serialize, sign_document, signing_key,
@@ -81,6 +81,70 @@ def _decision_rule(bands: dict | None) -> str:
             "(= t_pad); review otherwise")
 
 
+def _not_deployable_because(op: dict, signed: bool) -> list[str]:
+    """Why the export is not deployable: a threshold missing, the evidence (:func:`evidence_reasons`), unsigned."""
+    out = []
+    if op.get("t_match") is None:
+        out.append("no match threshold could be chosen (see notes)")
+    if op.get("t_pad") is None:
+        out.append("no PAD threshold could be chosen (see notes)")
+    out.extend(evidence_reasons(op))
+    if not signed:
+        out.append(UNSIGNED_REASON)
+    return out
+
+
+def _data_sections(trials: pd.DataFrame | None, probes: pd.DataFrame | None, part: str,
+                   max_lookup_points: int) -> tuple[dict, dict, dict]:
+    """``(counts per partition, lookup tables, observed score ranges)`` of the run's tables on ``part``; empty
+    without the tables."""
+    from harness.export.lookup import lookup_tables, observed_score_ranges
+    from harness.policy.data import score_sets
+
+    counts: dict[str, Any] = {}
+    lookup: dict[str, Any] = {"partition": part, "match": None, "pad": None}
+    observed: dict[str, Any] = {"partition": part, "match": {}, "pad": {}}
+    if trials is not None and probes is not None:
+        for p in ("dev", "eval"):
+            counts[p] = score_sets(trials, probes, p).counts()
+        lookup = lookup_tables(score_sets(trials, probes, part), max_lookup_points)
+        observed = observed_score_ranges(trials, probes, part)
+    return counts, lookup, observed
+
+
+def _policy_name(op: dict) -> str:
+    return op.get("name") or (op.get("policy") or {}).get("name", "target_rates")
+
+
+def _thresholds_section(op: dict, bands: dict | None) -> dict:
+    return {
+        "t_match": op.get("t_match"),
+        "t_pad": op.get("t_pad"),
+        "bands": bands,
+        "review_band": bool(op.get("review_band", False)),
+        "selected_on": op["selected_on"],
+        "selected_on_eval_data": bool(op["selected_on_eval_data"]),
+        "policy": _policy_name(op),
+        "notes": list(op.get("notes", [])),
+        "plateau": op.get("plateau"),
+        "comparison": COMPARISON,
+    }
+
+
+def _policy_section(op: dict) -> dict:
+    return {
+        "name": _policy_name(op),
+        "inputs": {k: v for k, v in (op.get("policy") or {}).items() if k not in ("name",)},
+        "selected_on": op["selected_on"],
+        "selected_on_eval_data": bool(op["selected_on_eval_data"]),
+        "supported": bool(op.get("supported", False)),
+        "selection": op.get("selection", {}),
+        "on_selection_data": op.get("on_selection_data"),
+        "evidence": op.get("evidence") or {},
+        "notes": list(op.get("notes", [])),
+    }
+
+
 def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict, trials: pd.DataFrame | None = None,
                           probes: pd.DataFrame | None = None, created_at: str | None = None,
                           max_lookup_points: int = 512, unmeasurable: list | None = None,
@@ -92,34 +156,16 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
     ``$HARNESS_SIGNING_KEY`` / ``$HARNESS_SIGNING_KEY_FILE``; None = unsigned, hence not deployable);
     ``private_key_pem`` signs with Ed25519 instead.
     """
-    from harness.export.lookup import lookup_tables, observed_score_ranges
-    from harness.policy.data import score_sets
-
     report = op.get("report") or {}
     part = report.get("partition", "eval")
     bands = op.get("bands")
-    not_deployable = []
-    if op.get("t_match") is None:
-        not_deployable.append("no match threshold could be chosen (see notes)")
-    if op.get("t_pad") is None:
-        not_deployable.append("no PAD threshold could be chosen (see notes)")
-    not_deployable.extend(evidence_reasons(op))
     if key == "env":  # the team's key from the environment, if any (never a default in code)
         key = signing_key()
-    if key is None and private_key_pem is None:
-        not_deployable.append(UNSIGNED_REASON)
-    counts: dict[str, Any] = {}
-    lookup: dict[str, Any] = {"partition": part, "match": None, "pad": None}
-    observed: dict[str, Any] = {"partition": part, "match": {}, "pad": {}}
-    if trials is not None and probes is not None:
-        for p in ("dev", "eval"):
-            counts[p] = score_sets(trials, probes, p).counts()
-        lookup = lookup_tables(score_sets(trials, probes, part), max_lookup_points)
-        observed = observed_score_ranges(trials, probes, part)
+    not_deployable = _not_deployable_because(op, signed=key is not None or private_key_pem is not None)
+    counts, lookup, observed = _data_sections(trials, probes, part, max_lookup_points)
     # score_scale: exported when given (a model without one states nothing rather than an empty string)
     models = {role: ({k: v for k, v in m.items() if k != "score_scale" or v} if isinstance(m, dict) else m)
               for role, m in (models or {}).items()}
-    policy_inputs = {k: v for k, v in (op.get("policy") or {}).items() if k not in ("name",)}
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -130,29 +176,8 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
         "not_deployable_because": not_deployable,
         "decision_rule": _decision_rule(bands),
         "models": models,
-        "thresholds": {
-            "t_match": op.get("t_match"),
-            "t_pad": op.get("t_pad"),
-            "bands": bands,
-            "review_band": bool(op.get("review_band", False)),
-            "selected_on": op["selected_on"],
-            "selected_on_eval_data": bool(op["selected_on_eval_data"]),
-            "policy": op.get("name") or (op.get("policy") or {}).get("name", "target_rates"),
-            "notes": list(op.get("notes", [])),
-            "plateau": op.get("plateau"),
-            "comparison": COMPARISON,
-        },
-        "policy": {
-            "name": op.get("name") or (op.get("policy") or {}).get("name", "target_rates"),
-            "inputs": policy_inputs,
-            "selected_on": op["selected_on"],
-            "selected_on_eval_data": bool(op["selected_on_eval_data"]),
-            "supported": bool(op.get("supported", False)),
-            "selection": op.get("selection", {}),
-            "on_selection_data": op.get("on_selection_data"),
-            "evidence": op.get("evidence") or {},
-            "notes": list(op.get("notes", [])),
-        },
+        "thresholds": _thresholds_section(op, bands),
+        "policy": _policy_section(op),
         "unmeasurable": list(unmeasurable if unmeasurable is not None else []),
         "expected_rates_on_eval": {"partition": part, "selected_on_same_data": op["selected_on"] == part,
                                    **{k: v for k, v in (report.get("rates") or {}).items()

@@ -23,15 +23,9 @@ def _parse_value(text: str) -> Any:
 def load_policy(name: str, overrides: list[str] | None = None, select_on: str | None = None) -> dict:
     """``conf/policy/<name>.yaml`` with ``key=value`` overrides (values parsed as YAML), checked by the strict
     config schema (a misspelt key is refused, not ignored)."""
-    import yaml
+    from harness.conf_files import load_policy_file
 
-    from harness.paths import REPO_ROOT
-
-    path = REPO_ROOT / "conf" / "policy" / f"{name}.yaml"
-    if not path.is_file():
-        avail = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ValueError(f"unknown policy {name!r}: no {path} (available: {', '.join(avail)})")
-    pol = yaml.safe_load(path.read_text())
+    pol = load_policy_file(name)  # the policy with its defaults list composed, as Hydra composes it
     for ov in overrides or []:
         if "=" not in ov:
             raise ValueError(f"--set expects key=value, got {ov!r}")
@@ -49,9 +43,31 @@ def load_policy(name: str, overrides: list[str] | None = None, select_on: str | 
 
 
 def load_run(run_dir: Path):
-    """(trials, probes, summary, config) of a finished run, read exactly (floats round-trip)."""
-    import numpy as np
+    """(trials, probes, summary, config) of a finished run, read exactly (floats round-trip).
 
+    A versioned run directory (:mod:`harness.rundir`) is read as written: its probes file, its config, every file
+    checked against ``run_manifest.json``. A run written before it (no manifest) is read through the old path:
+    the probes are rebuilt from ``scores.csv`` with the protocol config (:func:`load_legacy_run`)."""
+    from harness import rundir
+
+    run_dir = Path(run_dir)
+    manifest = rundir.read_manifest(run_dir)
+    if manifest is None:
+        return load_legacy_run(run_dir)
+    summary = rundir.read_summary(run_dir, manifest)
+    trials = rundir.read_table(run_dir, "trials", manifest)
+    probes = rundir.read_table(run_dir, "probes", manifest)
+    config = rundir.read_config(run_dir, manifest)
+    if not config or "protocol" not in config:
+        raise ValueError(f"cannot find the run's protocol config in {run_dir} ({rundir.CONFIG_FILE})")
+    return trials, probes, summary, config
+
+
+def load_legacy_run(run_dir: Path):
+    """:func:`load_run` of a run directory written before :mod:`harness.rundir` (only the CSVs and summary.json):
+    the probes are rebuilt from ``scores.csv`` with the protocol config of ``operating_point.json`` or
+    ``.hydra/config.yaml``."""
+    from harness import rundir
     from harness.protocols.trials import split_enrol_probe
 
     run_dir = Path(run_dir)
@@ -59,19 +75,9 @@ def load_run(run_dir: Path):
         if not (run_dir / f).is_file():
             raise ValueError(f"{run_dir} is not a finished run directory: {f} is missing")
     summary = json.loads((run_dir / "summary.json").read_text())
-    trials = pd.read_csv(run_dir / "trials.csv", dtype=str, keep_default_na=False)
-    for col in ("match_score", "pad_score"):  # Python's float() round-trips pandas' repr output exactly
-        trials[col] = trials[col].map(float)
-    samples = pd.read_csv(run_dir / "scores.csv", dtype=str, keep_default_na=False)
-    samples["pad_score"] = samples["pad_score"].map(lambda s: float(s) if s not in ("", None) else np.nan)
-    config = None
-    opj = run_dir / "operating_point.json"
-    if opj.is_file():
-        config = json.loads(opj.read_text()).get("config")
-    if config is None and (run_dir / ".hydra" / "config.yaml").is_file():
-        import yaml
-
-        config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    trials = rundir.read_table(run_dir, "trials", None)
+    samples = rundir.read_table(run_dir, "scores", None)
+    config = rundir.read_config(run_dir, None)
     if not config or "protocol" not in config:
         raise ValueError(f"cannot find the run's protocol config in {run_dir} (operating_point.json or .hydra/)")
     _, is_probe = split_enrol_probe(samples, config["protocol"]["enrol"])
@@ -102,7 +108,7 @@ def reselect(run_dir: Path, policy_name: str, overrides: list[str] | None = None
              standards: str | None = None, key: bytes | None = None) -> Reselected:
     """Choose thresholds on ``run_dir``'s trials with ``conf/policy/<policy_name>.yaml`` (+ ``overrides``) and build
     the export (signed with ``key``, else unsigned and not deployable)."""
-    from harness.experiment import unmeasurable
+    from harness.partition_metrics import unmeasurable
     from harness.export.operating_point import build_operating_point
     from harness.policy import choose_thresholds
 

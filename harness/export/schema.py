@@ -14,7 +14,8 @@ there; a score outside the model's possible range (``models.<role>.score_range``
 read with the flag "observed score range unknown (schema 3.0 export)" (and a score beyond the ends of its lookup
 table is flagged as without evidence). ``models.<role>.score_scale`` (optional
 string): what the model's score is, in words (e.g. minus a Euclidean distance, a cosine similarity, a softmax
-probability) - a score is not a percentage unless its scale says so.
+probability) - a score is not a percentage unless its scale says so. Changed: ``thresholds.policy`` may be any
+registered policy name (plugins included), no longer one of the five built-ins.
 
 3.0 (from 2.0): signed exports. Added: ``signature`` (``alg`` HMAC-SHA256 or Ed25519, ``key_id`` - a hash naming
 the key, never the key - and ``value``) over the canonical content including ``content_sha256``; ``content_sha256``
@@ -171,7 +172,7 @@ SCHEMA: dict = {
                              "properties": {"interval": {"type": "string"}, "confidence": {"type": "number"},
                                             "threshold_rule_side": {"type": "string"},
                                             "min_subjects": {"type": "integer", "minimum": 1}}},
-                "name": {"enum": ["target_rates", "eer", "min_cost", "bands", "joint"]},
+                "name": {"type": "string", "minLength": 1},  # any registered policy, plugins included
                 "inputs": {"type": "object"},
                 "selected_on": {"enum": ["dev", "eval"]},
                 "selected_on_eval_data": {"type": "boolean"},

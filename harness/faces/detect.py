@@ -1,4 +1,11 @@
-"""Batched face detection with facenet-pytorch's MTCNN: box, probability and 5 landmarks per image.
+"""Face detection: the :class:`Detector` interface, its registry and the MTCNN detector (box, probability, 5 landmarks).
+
+A detector maps a batch of RGB uint8 images to one :class:`Detection` (or ``None``: no face) per image and names its
+configuration (``config``, hashed into ``detector_id``, the score cache key). Detectors are registered in
+:data:`DETECTORS` (``conf/detector/<name>.yaml``, ``detector.name``): ``mtcnn`` here, ``retinaface``
+(:mod:`harness.faces.retinaface_caffe`), and any plugin (``plugin: <module>`` in the yaml, or a ``harness.detector``
+entry point). The batched engine has a tensor fast path for detectors exposing facenet-pytorch's ``mtcnn`` module and
+:meth:`MTCNNDetector.pick`; any other detector is run through its own :meth:`Detector.detect`.
 
 MTCNN needs equal image sizes within a batch, so :meth:`MTCNNDetector.detect` groups images by size. When
 several faces are found, the largest box (area) is kept (NUAA frames contain bystanders); no face = failure
@@ -11,11 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 import torch
+
+from harness.registry import Registry
+
+#: ``detector.name -> Detector class / factory (**config, batch_size, device)``; MTCNN registers below
+DETECTORS = Registry("detector", config_key="detector.name", scan=("harness.faces", "@register_detector("))
+
+__all__ = ["Detection", "Detector", "DETECTORS", "MTCNNDetector", "register_detector", "build_detector",
+           "config_id"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +51,38 @@ class Detection:
         return Detection(box=a[:4].copy(), prob=float(a[4]), n_faces=int(a[5]), landmarks=a[6:16].reshape(5, 2).copy())
 
 
-class MTCNNDetector:
+def register_detector(name: str):
+    """Decorator: register a :class:`Detector` class (or factory) as ``detector.name`` ``name``."""
+    return DETECTORS.register(name)
+
+
+def config_id(prefix: str, config: dict) -> str:
+    """``<prefix>-<16 hex>``: a detector id from its configuration (the score cache key)."""
+    return prefix + "-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Detector(ABC):
+    """A face detector: ``detect(images) -> [Detection | None]``, its ``config`` (dict) and ``detector_id``.
+
+    It is built as ``cls(**detector_config, batch_size=runtime.detect_batch_size, device=runtime.device)``; the
+    config keys it takes are its ``__init__`` parameters (checked by :mod:`harness.config_schema`).
+    ``mtcnn``: a facenet-pytorch MTCNN module for the batched engine's tensor path (with :meth:`pick`), else None.
+    """
+
+    config: dict[str, Any]
+    mtcnn: Any = None
+
+    @property
+    def detector_id(self) -> str:
+        return config_id(str(self.config.get("kind", type(self).__name__)), self.config)
+
+    @abstractmethod
+    def detect(self, images: list[np.ndarray]) -> list[Detection | None]:
+        """RGB uint8 HxWx3 images (any mix of sizes) -> one Detection or None (no face) per image, in order."""
+
+
+@register_detector("mtcnn")
+class MTCNNDetector(Detector):
     """facenet-pytorch MTCNN (weights ship in its wheel) run in size-grouped batches."""
 
     def __init__(self, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
@@ -53,9 +101,10 @@ class MTCNNDetector:
 
     @property
     def detector_id(self) -> str:
-        return "mtcnn-" + hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:16]
+        return config_id("mtcnn", self.config)
 
-    def _pick(self, boxes, probs, points) -> Detection | None:
+    def pick(self, boxes, probs, points) -> Detection | None:
+        """One image's MTCNN output -> the largest face with ``prob >= min_prob`` (None: none)."""
         if boxes is None or len(boxes) == 0:
             return None
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -85,14 +134,15 @@ class MTCNNDetector:
                 with torch.inference_mode():
                     boxes, probs, points = self.mtcnn.detect(torch.from_numpy(batch), landmarks=True)
                 for j, i in enumerate(chunk):
-                    d = self._pick(boxes[j], probs[j], points[j])
+                    d = self.pick(boxes[j], probs[j], points[j])
                     if d is not None and pad:
                         d = Detection(box=d.box - pad, prob=d.prob, landmarks=d.landmarks - pad, n_faces=d.n_faces)
                     out[i] = d
         return out
 
+    _pick = pick  # old name (harness.scoring.batched, harness.faces.mtcnn_batched)
 
-def build_detector(name: str = "mtcnn", **kwargs) -> MTCNNDetector:
-    if name != "mtcnn":
-        raise KeyError(f"unknown detector {name!r}; known: ['mtcnn'] (config key detector.name)")
-    return MTCNNDetector(**kwargs)
+
+def build_detector(name: str = "mtcnn", **kwargs) -> Detector:
+    """The detector registered as ``name``, built with ``kwargs`` (a ``plugin`` keyword is imported first)."""
+    return DETECTORS.build(name, **kwargs)

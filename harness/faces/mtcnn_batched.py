@@ -1,7 +1,8 @@
 """facenet-pytorch's MTCNN cascade run on whole batches, for the batched scoring engine
 (:mod:`harness.scoring.batched`): a per-image greedy NMS for all images of a batch in one Triton kernel
 (:func:`batched_nms_per_image`), the R/O-Net stages with every candidate box cropped and area-resized at once
-(:func:`mtcnn_detect`), and the detector's own selection of one face per image (:func:`detections_from`)."""
+(:func:`mtcnn_detect`, one function per cascade stage), and the detector's own
+selection of one face per image (:func:`detections_from`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ log = logging.getLogger("harness.scoring")
 _TRITON_NMS = None
 
 
-def _triton_nms_kernel():
+def triton_nms_kernel():
     """A per-image greedy NMS kernel (one program per image, all images at once), or None without Triton."""
     global _TRITON_NMS
     if _TRITON_NMS is None:
@@ -73,7 +74,7 @@ def batched_nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch
     (stable sort); falls back to torchvision for groups of more than 8192 boxes or without Triton."""
     from torchvision.ops import batched_nms
 
-    kernel = _triton_nms_kernel() if impl == "triton" and boxes.is_cuda else None
+    kernel = triton_nms_kernel() if impl == "triton" and boxes.is_cuda else None
     if kernel is None or boxes.numel() == 0:
         return batched_nms(boxes, scores, idxs, iou_threshold)
     order = torch.argsort(scores, descending=True, stable=True)
@@ -119,44 +120,22 @@ def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.
     return (im.contiguous() - 127.5) * 0.0078125, boxes, image_inds
 
 
-def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: str = "torchvision",
-                 timings: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
-    candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
-    (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
+class _Lap:
+    """Adds synchronised seconds since the previous lap to ``timings[name]`` (no-op without ``timings``)."""
 
-    The tensors keep facenet-pytorch's memory layouts (channels-last frames: it permutes a BHWC batch; contiguous
-    R/O-Net crops), so that the convolutions run the same kernels and give the same numbers on the GPU too.
-    ``use_table``: pool the R/O-Net crops from a summed-area table (default: off the CPU; see
-    :func:`harness.faces.warp.roi_area_resize`). ``nms``: ``"torchvision"`` (what facenet-pytorch calls) or
-    ``"triton"`` (:func:`batched_nms_per_image`, CUDA) for the P- and R-Net stages; the O-Net stage keeps
-    facenet-pytorch's own NumPy "Min" NMS. ``timings``: a dict to add synchronised seconds per step to.
+    def __init__(self, timings: dict | None, dev: torch.device):
+        self.timings, self.dev, self.t = timings, dev, time.perf_counter()
 
-    On CUDA, cuDNN runs these convolutions in TF32 by default, so a last-bit difference in a crop can move an
-    output by ~1e-3 and, for a box near a threshold, change which box survives: that is why the crops and
-    layouts here follow facenet-pytorch's exactly."""
-    from facenet_pytorch.models.utils.detect_face import (batched_nms_numpy, bbreg, fixed_batch_process,
-                                                          generateBoundingBox, imresample, rerec)
-
-    pnet, rnet, onet = mtcnn.pnet, mtcnn.rnet, mtcnn.onet
-    thr, factor, minsize = mtcnn.thresholds, mtcnn.factor, mtcnn.min_face_size
-    dev = x_u8.device
-    dtype = next(pnet.parameters()).dtype
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        if timings is not None:
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
+    def __call__(self, name: str) -> None:
+        if self.timings is not None:
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize(self.dev)
             now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + now - clock[0]
-            clock[0] = now
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.t
+            self.t = now
 
-    def nms_(bx, sc, ii, t):
-        return batched_nms_per_image(bx, sc, ii, t, impl=nms)
 
-    imgs = x_u8.to(dtype, memory_format=torch.channels_last)
-    b, _, h, w = imgs.shape
+def _pyramid_scales(h: int, w: int, minsize: float, factor: float) -> list[float]:
     m = 12.0 / minsize
     minl = min(h, w) * m
     scales, s = [], m
@@ -164,14 +143,21 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: 
         scales.append(s)
         s *= factor
         minl *= factor
+    return scales
 
-    # stage 1: P-Net over the pyramid, NMS per scale and image, then per image
+
+def _pnet_stage(mtcnn, imgs: torch.Tensor, nms_, lap: _Lap):
+    """P-Net over the image pyramid, NMS per scale and image, then per image; regressed, squared boxes."""
+    from facenet_pytorch.models.utils.detect_face import generateBoundingBox, imresample, rerec
+
+    _, _, h, w = imgs.shape
+    thr = mtcnn.thresholds
     boxes, inds, picks, offset = [], [], [], 0
     lap("convert")
-    for scale in scales:
+    for scale in _pyramid_scales(h, w, mtcnn.min_face_size, mtcnn.factor):
         im = imresample(imgs, (int(h * scale + 1), int(w * scale + 1)))
         lap("pyramid")
-        reg, probs = pnet((im - 127.5) * 0.0078125)
+        reg, probs = mtcnn.pnet((im - 127.5) * 0.0078125)
         lap("pnet")
         bs, ii = generateBoundingBox(reg, probs[:, 1], scale, thr[0])
         boxes.append(bs)
@@ -189,45 +175,87 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: 
                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
     boxes = rerec(boxes)
     lap("pnet_nms")
+    return boxes, image_inds
 
+
+def _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap: _Lap):
+    """R-Net on 24x24 crops of the candidates: threshold, NMS per image, regression, squared boxes."""
+    from facenet_pytorch.models.utils.detect_face import bbreg, fixed_batch_process, rerec
+
+    _, _, h, w = imgs.shape
+    im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 24)
+    lap("crops")
+    reg, prob = fixed_batch_process(im, mtcnn.rnet)
+    lap("rnet_onet")
+    score = prob[:, 1]
+    ipass = score > mtcnn.thresholds[1]
+    boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
+    image_inds, mv = image_inds[ipass], reg[ipass]
+    pick = nms_(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+    boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
+    boxes = rerec(bbreg(boxes, mv))
+    lap("rnet_nms")
+    return boxes, image_inds
+
+
+def _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap: _Lap):
+    """O-Net on 48x48 crops: threshold, landmarks, regression, NMS ("Min") per image."""
+    from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg, fixed_batch_process
+
+    _, _, h, w = imgs.shape
+    im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 48)
+    lap("crops")
+    reg, lms, prob = fixed_batch_process(im, mtcnn.onet)
+    lap("rnet_onet")
+    score = prob[:, 1]
+    ipass = score > mtcnn.thresholds[2]
+    lms = lms[ipass]
+    boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
+    image_inds, mv = image_inds[ipass], reg[ipass]
+    wi = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+    hi = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+    points = torch.stack([wi * lms[:, :5] + boxes[:, 0:1] - 1, hi * lms[:, 5:10] + boxes[:, 1:2] - 1], dim=2)
+    boxes = bbreg(boxes, mv)
+    pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
+    boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
+    lap("onet_nms")
+    return boxes, image_inds, points
+
+
+def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: str = "torchvision",
+                 timings: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
+    candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
+    (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
+
+    The tensors keep facenet-pytorch's memory layouts (channels-last frames: it permutes a BHWC batch; contiguous
+    R/O-Net crops), so that the convolutions run the same kernels and give the same numbers on the GPU too.
+    ``use_table``: pool the R/O-Net crops from a summed-area table (default: off the CPU; see
+    :func:`harness.faces.warp.roi_area_resize`). ``nms``: ``"torchvision"`` (what facenet-pytorch calls) or
+    ``"triton"`` (:func:`batched_nms_per_image`, CUDA) for the P- and R-Net stages; the O-Net stage keeps
+    facenet-pytorch's own NumPy "Min" NMS. ``timings``: a dict to add synchronised seconds per step to.
+
+    On CUDA, cuDNN runs these convolutions in TF32 by default, so a last-bit difference in a crop can move an
+    output by ~1e-3 and, for a box near a threshold, change which box survives: that is why the crops and
+    layouts here follow facenet-pytorch's exactly."""
+    dev = x_u8.device
+    dtype = next(mtcnn.pnet.parameters()).dtype
+    lap = _Lap(timings, dev)
+
+    def nms_(bx, sc, ii, t):
+        return batched_nms_per_image(bx, sc, ii, t, impl=nms)
+
+    imgs = x_u8.to(dtype, memory_format=torch.channels_last)
+    b = imgs.shape[0]
+    boxes, image_inds = _pnet_stage(mtcnn, imgs, nms_, lap)
     if use_table is None:
         use_table = dev.type != "cpu"
     table = summed_area(x_u8) if len(boxes) and use_table else None
-    # stage 2: R-Net on 24x24 crops
     if len(boxes):
-        im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 24)
-        lap("crops")
-        reg, prob = fixed_batch_process(im, rnet)
-        lap("rnet_onet")
-        score = prob[:, 1]
-        ipass = score > thr[1]
-        boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
-        image_inds, mv = image_inds[ipass], reg[ipass]
-        pick = nms_(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
-        boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
-        boxes = rerec(bbreg(boxes, mv))
-        lap("rnet_nms")
-
-    # stage 3: O-Net on 48x48 crops, landmarks, NMS ("Min") per image
+        boxes, image_inds = _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap)
     points = torch.zeros(0, 5, 2, device=dev)
     if len(boxes):
-        im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 48)
-        lap("crops")
-        reg, lms, prob = fixed_batch_process(im, onet)
-        lap("rnet_onet")
-        score = prob[:, 1]
-        ipass = score > thr[2]
-        lms = lms[ipass]
-        boxes = torch.cat([boxes[ipass, :4], score[ipass, None]], dim=1)
-        image_inds, mv = image_inds[ipass], reg[ipass]
-        wi = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
-        hi = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-        points = torch.stack([wi * lms[:, :5] + boxes[:, 0:1] - 1, hi * lms[:, 5:10] + boxes[:, 1:2] - 1], dim=2)
-        boxes = bbreg(boxes, mv)
-        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
-        boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
-        lap("onet_nms")
-
+        boxes, image_inds, points = _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap)
     boxes_np, points_np, inds_np = boxes.cpu().numpy(), points.cpu().numpy(), image_inds.cpu().numpy()
     out = ([boxes_np[inds_np == i] for i in range(b)], [points_np[inds_np == i] for i in range(b)])
     lap("split")
@@ -243,5 +271,5 @@ def detections_from(detector, boxes: list[np.ndarray], points: list[np.ndarray])
             continue
         order = np.argsort((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))[::-1]
         box, pts = box[order], pts[order]
-        out.append(detector._pick(box[:, :4], box[:, 4], pts))
+        out.append(detector.pick(box[:, :4], box[:, 4], pts))
     return out

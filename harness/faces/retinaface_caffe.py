@@ -1,4 +1,7 @@
-"""The RetinaFace (caffe) face detector that the MiniFASNet PAD weights were used with.
+"""The RetinaFace (caffe) face detector that the MiniFASNet PAD weights were used with (``detector=retinaface``).
+
+:class:`RetinaFaceCaffe` is the reference detector (one box + confidence per image); :class:`RetinaFaceDetector`
+registers it as the harness detector ``retinaface`` (:class:`harness.faces.detect.Detector`).
 
 Reference: minivision-ai/Silent-Face-Anti-Spoofing ``src/anti_spoof_predict.py`` ``Detection.get_bbox`` (Apache-2.0),
 behaviour as stated in ``shared/weights/minifasnet/PREPROCESSING.md``:
@@ -26,6 +29,7 @@ threshold (NMS never removes the top box), so only that prior is decoded (SSD ``
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from dataclasses import dataclass
@@ -37,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.faces.detect import Detection as FaceDetection
+from harness.faces.detect import Detector, register_detector
 from harness.models.weights import WeightFile, fetch
 
 SOURCE = "minivision-ai/Silent-Face-Anti-Spoofing @ b6d5f04ad78778917853b25c778acef6d5626d15"
@@ -339,3 +345,38 @@ class RetinaFaceCaffe:
         h, w = frame_rgb.shape[:2]
         box = np.array([float(l) * w, float(t) * h, float(r) * w, float(b) * h], dtype=np.float64)
         return Detection(box=box, confidence=conf)
+
+
+# ---------------------------------------------------------------------------------------------- as a Detector
+#: landmarks placed in the box by fixed fractions of its width / height (this network predicts no landmarks): the
+#: ArcFace 112x112 5-point template, (x, y) / 112, in MTCNN's order (harness.models.base). Alignment from these is
+#: approximate; use MTCNN where an embedder's accuracy matters.
+BOX_LANDMARKS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                          [70.7299, 92.2041]], dtype=np.float64) / 112.0
+
+
+@register_detector("retinaface")
+class RetinaFaceDetector(Detector):
+    """:class:`RetinaFaceCaffe` as a harness :class:`~harness.faces.detect.Detector`: the most confident face per
+    image (``n_faces`` 1), ``min_prob`` on its confidence, 5 landmarks from the box (:data:`BOX_LANDMARKS`).
+    Runs on the CPU one image at a time (``batch_size`` / ``device`` are accepted and not used)."""
+
+    def __init__(self, backend: str = "torch", min_prob: float = 0.0, caffemodel: str | None = None,
+                 prototxt: str | None = None, batch_size: int = 1, device: str = "cpu"):
+        self.net = RetinaFaceCaffe(prototxt=prototxt, caffemodel=caffemodel, backend=backend)
+        self.min_prob = float(min_prob)
+        self.config = dict(kind="retinaface", backend=backend, min_prob=self.min_prob, select="max_confidence",
+                           landmarks="box_template", caffemodel_sha256=CAFFEMODEL.sha256 if caffemodel is None
+                           else hashlib.sha256(Path(caffemodel).read_bytes()).hexdigest())
+
+    def detect(self, images: list[np.ndarray]) -> list[FaceDetection | None]:
+        out: list[FaceDetection | None] = []
+        for im in images:
+            d = self.net.detect(np.ascontiguousarray(im))
+            if d is None or d.confidence < self.min_prob:
+                out.append(None)
+                continue
+            x1, y1, x2, y2 = d.box
+            lm = np.c_[x1 + BOX_LANDMARKS[:, 0] * (x2 - x1), y1 + BOX_LANDMARKS[:, 1] * (y2 - y1)]
+            out.append(FaceDetection(box=d.box.astype(np.float64), prob=float(d.confidence), landmarks=lm, n_faces=1))
+        return out

@@ -42,7 +42,8 @@ from scipy import stats
 from ._checks import as_labels, to_numpy
 
 __all__ = ["ASSUMED_ICC", "PRIOR_SUBJECTS", "ClusteredRate", "clustered_rate", "clustered_upper_bound",
-           "upper_bound_path", "subjects_needed", "ASSUMED_ICC_TWO_WAY", "cluster_counts", "from_counts"]
+           "upper_bound_path", "subjects_needed", "ASSUMED_ICC_TWO_WAY", "cluster_counts", "from_counts",
+           "assumed_icc"]
 
 #: assumed intra-person correlation of errors behind the prior design effect of one-sided rates (an assumption,
 #: not a measurement: NUAA's frames of one person, for example, are near-duplicates)
@@ -169,7 +170,7 @@ def _prior_deff(m_sides: list[float], icc: float) -> float:
     return 1.0 + sum(max(m - 1.0, 0.0) for m in m_sides) * icc
 
 
-def _rho_fn(icc: float | None, two_way: bool):
+def assumed_icc(icc: float | None, two_way: bool):
     """The assumed ICC as a function of the bound ``u`` (constant for one-way designs)."""
     if icc is not None:
         v = float(icc)
@@ -179,6 +180,8 @@ def _rho_fn(icc: float | None, two_way: bool):
     if two_way:
         return lambda u: np.minimum(ASSUMED_ICC_TWO_WAY, ASSUMED_KAPPA_TWO_WAY * np.asarray(u, dtype=np.float64))
     return lambda u: np.full_like(np.asarray(u, dtype=np.float64), ASSUMED_ICC)
+
+
 
 
 def _kg_factor(s_min: int, alpha: float, side: str) -> float:
@@ -240,7 +243,7 @@ def from_counts(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarra
     w = w if est is not None else 0
     lo, hi, deff, n_eff, rho0 = (float(x) for x in _bounds(
         np.float64(p), float(N), np.float64(1.0 if est is None else max(est, 1.0)), np.float64(w), m_sides, s_min,
-        _rho_fn(icc, two_way), alpha, side, prior_subjects))
+        assumed_icc(icc, two_way), alpha, side, prior_subjects))
     lo, hi = min(lo, cp_lo), max(hi, cp_hi)
     method = (f"design-effect adjusted Clopper-Pearson over {people} people ({'two-way' if two_way else 'one-way'} "
               f"clusters): design effect {deff:.3g} from an ASSUMED ICC {rho0:.3g} (worth {prior_subjects:g} people) "
@@ -270,6 +273,97 @@ def clustered_upper_bound(errors: Any, subjects: Any, ref_subjects: Any = None, 
     return clustered_rate(errors, subjects, ref_subjects, confidence, side="upper", **kw)
 
 
+def _cluster_sums(events: list[tuple[np.ndarray, np.ndarray]], size: int, order: np.ndarray, n: int):
+    """Per step (trials accepted strictest first, in ``order``): cumulative sum_c K_c^2, sum_c K_c N_c and people
+    with a first error (clusters accumulate weights w per trial), and the constant sum_c N_c^2."""
+    Nc = np.zeros(size)
+    for keys, w in events:
+        Nc += np.bincount(keys, weights=w, minlength=size)
+    # all events of all lists in one sequence: position = rank of the trial's score (strictest first)
+    keys = np.concatenate([k[order] for k, _ in events])
+    ws = np.concatenate([w[order] for _, w in events])
+    pos = np.tile(np.arange(n), len(events))
+    srt = np.lexsort((pos, keys))
+    ks_s, ws_s = keys[srt], ws[srt]
+    m_ = ks_s.size
+    start = np.r_[0, np.flatnonzero(ks_s[1:] != ks_s[:-1]) + 1]
+    cw = np.cumsum(ws_s)
+    base = np.repeat(np.r_[0.0, cw][start], np.diff(np.r_[start, m_]))
+    before = cw - ws_s - base  # weighted count of earlier events of the same cluster
+    inc_k2 = ws_s * (2 * before + 1)
+    inc_kn = ws_s * Nc[ks_s]
+    sk2 = np.bincount(pos[srt], weights=inc_k2, minlength=n)
+    skn = np.bincount(pos[srt], weights=inc_kn, minlength=n)
+    first = np.bincount(pos[srt], weights=ws_s * (before == 0), minlength=n)  # a cluster's first error
+    return np.cumsum(sk2), np.cumsum(skn), float(Nc @ Nc), np.cumsum(first)
+
+
+def _cut_steps(neg: np.ndarray, max_steps: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, k, threshold)``: the negatives strictest first, and per distinct cut the number accepted and the
+    threshold (step 0: just above the highest negative, none accepted)."""
+    order = np.argsort(-neg, kind="stable")
+    s_sorted = neg[order]
+    # distinct cut ends: the last index of each run of equal scores
+    ends = np.flatnonzero(np.r_[s_sorted[1:] != s_sorted[:-1], True])
+    if max_steps is not None:
+        ends = ends[:max_steps]
+    k_steps = np.r_[0, ends + 1].astype(np.float64)
+    thr = np.r_[np.nextafter(s_sorted[0], np.inf), s_sorted[ends]]
+    return order, k_steps, thr
+
+
+def _design_effect_path(ca: np.ndarray, cb: np.ndarray | None, order: np.ndarray, k_steps: np.ndarray):
+    """``(two_way, cb, p, d_hat, has, people_err)`` per step: the rate, its design effect (>= 1; 1 where it cannot
+    be estimated, ``has`` False) and the number of people with an error (``cb`` None unless two-way)."""
+    n = ca.size
+    S = int(max(ca.max(), -1 if cb is None else cb.max())) + 1
+    two_way = cb is not None and bool(np.any(ca != cb))
+    if cb is not None and not two_way:
+        cb = None
+    # cluster ids (person totals, and pair totals for two-way)
+    if not two_way:
+        person_events = [(ca, np.ones(n))]
+        pair_ids = None
+    else:
+        x = (ca != cb).astype(np.float64)
+        person_events = [(ca, np.ones(n)), (cb, x)]
+        lo, hi = np.minimum(ca, cb), np.maximum(ca, cb)
+        _, pair_ids = np.unique(lo * S + hi, return_inverse=True)
+        pair_ids = pair_ids.ravel()
+    pk2, pkn, pn2, people_err = _cluster_sums(person_events, S, order, n)
+    idx = (k_steps - 1).astype(np.int64)
+    N = float(n)
+    p = k_steps / N
+
+    def at(c: np.ndarray) -> np.ndarray:
+        return np.where(idx >= 0, c[np.maximum(idx, 0)], 0.0)
+
+    def var(k2, kn, n2):
+        return k2 - 2 * p * kn + p * p * n2
+
+    v = var(at(pk2), at(pkn), pn2)
+    kk = pn2
+    if two_way:
+        P = int(pair_ids.max()) + 1
+        xw = (ca != cb).astype(np.float64)
+        qk2, qkn, qn2, _ = _cluster_sums([(pair_ids, xw)], P, order, n)
+        ak2, akn, an2, _ = _cluster_sums([(pair_ids, np.ones(n))], P, order, n)
+        vq = var(at(qk2), at(qkn), qn2)
+        scale = np.abs(v) + np.abs(vq)
+        v = v - vq
+        kk = pn2 - qn2
+        fb = v <= 1e-9 * scale  # not positive up to rounding (the same rule as the direct computation)
+        v = np.where(fb, var(at(ak2), at(akn), an2), v)
+        kk = np.where(fb, an2, kk)
+    corr = 1.0 - kk / N**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        V = v / N**2 / np.where(corr > 1e-9, corr, np.nan)
+        est = V / (p * (1 - p) / N)
+    has = (k_steps > 0) & (k_steps < N) & np.isfinite(est)
+    d_hat = np.where(has, np.maximum(est, 1.0), 1.0)
+    return two_way, cb, p, d_hat, has, at(people_err)
+
+
 def upper_bound_path(negatives: Any, subjects: Any, ref_subjects: Any = None, confidence: float = 0.95,
                      max_steps: int | None = None, icc: float | None = None,
                      prior_subjects: float = PRIOR_SUBJECTS) -> dict[str, np.ndarray]:
@@ -286,91 +380,14 @@ def upper_bound_path(negatives: Any, subjects: Any, ref_subjects: Any = None, co
         raise ValueError("negatives is empty")
     ca, cb = _codes(subjects, ref_subjects, n)
     alpha = 1.0 - float(confidence)
-    order = np.argsort(-neg, kind="stable")
-    s_sorted = neg[order]
-    # distinct cut ends: the last index of each run of equal scores
-    ends = np.flatnonzero(np.r_[s_sorted[1:] != s_sorted[:-1], True])
-    if max_steps is not None:
-        ends = ends[:max_steps]
-    k_steps = np.r_[0, ends + 1].astype(np.float64)
-    thr = np.r_[np.nextafter(s_sorted[0], np.inf), s_sorted[ends]]
-    S = int(max(ca.max(), -1 if cb is None else cb.max())) + 1
-    two_way = cb is not None and bool(np.any(ca != cb))
-    if cb is not None and not two_way:
-        cb = None
-
-    # cluster ids (person totals, and pair totals for two-way)
-    if not two_way:
-        person_events = [(ca, np.ones(n))]
-        pair_ids = None
-    else:
-        x = (ca != cb).astype(np.float64)
-        person_events = [(ca, np.ones(n)), (cb, x)]
-        lo, hi = np.minimum(ca, cb), np.maximum(ca, cb)
-        _, pair_ids = np.unique(lo * S + hi, return_inverse=True)
-        pair_ids = pair_ids.ravel()
-
-    def sums(events: list[tuple[np.ndarray, np.ndarray]], size: int):
-        """Per step: sum_c K_c^2, sum_c K_c N_c (clusters accumulate weights w per trial), and the constants
-        sum_c N_c^2."""
-        Nc = np.zeros(size)
-        for keys, w in events:
-            Nc += np.bincount(keys, weights=w, minlength=size)
-        # all events of all lists in one sequence: position = rank of the trial's score (strictest first)
-        keys = np.concatenate([k[order] for k, _ in events])
-        ws = np.concatenate([w[order] for _, w in events])
-        pos = np.tile(np.arange(n), len(events))
-        srt = np.lexsort((pos, keys))
-        ks_s, ws_s = keys[srt], ws[srt]
-        m_ = ks_s.size
-        start = np.r_[0, np.flatnonzero(ks_s[1:] != ks_s[:-1]) + 1]
-        cw = np.cumsum(ws_s)
-        base = np.repeat(np.r_[0.0, cw][start], np.diff(np.r_[start, m_]))
-        before = cw - ws_s - base  # weighted count of earlier events of the same cluster
-        inc_k2 = ws_s * (2 * before + 1)
-        inc_kn = ws_s * Nc[ks_s]
-        sk2 = np.bincount(pos[srt], weights=inc_k2, minlength=n)
-        skn = np.bincount(pos[srt], weights=inc_kn, minlength=n)
-        first = np.bincount(pos[srt], weights=ws_s * (before == 0), minlength=n)  # a cluster's first error
-        return np.cumsum(sk2), np.cumsum(skn), float(Nc @ Nc), np.cumsum(first)
-
-    pk2, pkn, pn2, people_err = sums(person_events, S)
-    if two_way:
-        P = int(pair_ids.max()) + 1
-        xw = (ca != cb).astype(np.float64)
-        qk2, qkn, qn2, _ = sums([(pair_ids, xw)], P)
-        ak2, akn, an2, _ = sums([(pair_ids, np.ones(n))], P)
-    idx = (k_steps - 1).astype(np.int64)
+    order, k_steps, thr = _cut_steps(neg, max_steps)
+    two_way, cb, p, d_hat, has, people_err = _design_effect_path(ca, cb, order, k_steps)
     N = float(n)
-    p = k_steps / N
-
-    def at(c: np.ndarray) -> np.ndarray:
-        return np.where(idx >= 0, c[np.maximum(idx, 0)], 0.0)
-
-    def var(k2, kn, n2):
-        return k2 - 2 * p * kn + p * p * n2
-
-    v = var(at(pk2), at(pkn), pn2)
-    kk = pn2
-    if two_way:
-        vq = var(at(qk2), at(qkn), qn2)
-        scale = np.abs(v) + np.abs(vq)
-        v = v - vq
-        kk = pn2 - qn2
-        fb = v <= 1e-9 * scale  # not positive up to rounding (the same rule as the direct computation)
-        v = np.where(fb, var(at(ak2), at(akn), an2), v)
-        kk = np.where(fb, an2, kk)
-    corr = 1.0 - kk / N**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        V = v / N**2 / np.where(corr > 1e-9, corr, np.nan)
-        est = V / (p * (1 - p) / N)
-    has = (k_steps > 0) & (k_steps < N) & np.isfinite(est)
-    d_hat = np.where(has, np.maximum(est, 1.0), 1.0)
     people, m_sides, s_min = _sides(ca, cb, np.ones(n))
     if s_min < 2:
         return {"threshold": thr, "k": k_steps.astype(np.int64), "hi": np.ones_like(thr)}
-    _, hi, _, _, _ = _bounds(p, N, d_hat, np.where(has, at(people_err), 0.0), m_sides, s_min, _rho_fn(icc, two_way), alpha, "upper",
-                             prior_subjects)
+    _, hi, _, _, _ = _bounds(p, N, d_hat, np.where(has, people_err, 0.0), m_sides, s_min, assumed_icc(icc, two_way),
+                             alpha, "upper", prior_subjects)
     _, cp_hi = _beta_bounds(k_steps, np.full_like(k_steps, N), alpha, "upper")
     return {"threshold": thr, "k": k_steps.astype(np.int64), "hi": np.maximum(hi, cp_hi)}
 
@@ -393,7 +410,7 @@ def subjects_needed(target: float, trials_per_subject: float, confidence: float 
             n = s * m
             sides = [m]
         return float(_bounds(np.float64(0.0), float(n), np.float64(1.0), np.float64(0.0), sides, s,
-                             _rho_fn(icc, two_way), 1 - confidence, "upper", prior_subjects)[1])
+                             assumed_icc(icc, two_way), 1 - confidence, "upper", prior_subjects)[1])
 
     if hi(limit) > target:
         return None

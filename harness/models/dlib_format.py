@@ -1,8 +1,8 @@
 """Reader for dlib's serialized ``loss_metric`` networks (``dlib_face_recognition_resnet_model_v1.dat``).
 
-:class:`_Reader` decodes dlib's serialization primitives (integers, bools, strings, floats, tensors),
-:func:`_read_details` / :func:`_read_add_layer_tail` one layer each, and :func:`parse_dlib_network` the whole file
-into its layer sequence (:class:`_Layer`). Moved out of :mod:`harness.models.dlib_resnet`, which re-exports these
+:class:`Reader` decodes dlib's serialization primitives (integers, bools, strings, floats, tensors),
+:func:`read_details` / :func:`read_add_layer_tail` one layer each, and :func:`parse_dlib_network` the whole file
+into its layer sequence (:class:`Layer`). Moved out of :mod:`harness.models.dlib_resnet`, which re-exports these
 names and builds the torch module from the parsed layers.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from harness.models.weights import WeightsError
 
 
-class _Reader:
+class Reader:
     """Cursor over dlib's serialization: integers are 1 control byte (low nibble = byte count, 0x80 = negative)
     followed by that many little-endian bytes; bools are the characters '1'/'0'; strings are an integer length
     and the bytes; floats are (mantissa, exponent) integers, value = mantissa * 2**exponent; tensors are
@@ -82,7 +82,7 @@ class _Reader:
 
 
 @dataclass
-class _Layer:
+class Layer:
     """One parsed computational layer (tag/skip layers carry no data and are only counted)."""
 
     kind: str  # con | affine | relu | max_pool | avg_pool | add_prev | fc
@@ -90,7 +90,7 @@ class _Layer:
     tensors: dict = field(default_factory=dict)
 
 
-def _read_details(r: _Reader) -> _Layer:
+def read_details(r: Reader) -> Layer:
     name = r.str()
     if name == "con_4":
         params = r.tensor()
@@ -102,7 +102,7 @@ def _read_details(r: _Reader) -> _Layer:
         if fshape[0] != nf or bshape != (1, nf, 1, 1) or params.size != nw + nf:
             raise r.fail(f"inconsistent con_ shapes {fshape} {bshape} {params.shape}")
         flat = params.reshape(-1)
-        return _Layer(
+        return Layer(
             "con",
             dict(out=nf, inp=fshape[1], kernel=(nr, nc), stride=(sy, sx), padding=(py, px)),
             dict(weight=flat[:nw].reshape(fshape), bias=flat[nw:].copy()),
@@ -115,14 +115,14 @@ def _read_details(r: _Reader) -> _Layer:
         if mode != 0 or g != b or g != (1, n, 1, 1) or params.size != 2 * n:
             raise r.fail(f"unsupported affine_ layer (mode {mode}, shapes {g} {b})")
         flat = params.reshape(-1)
-        return _Layer("affine", dict(channels=n), dict(gamma=flat[:n].copy(), beta=flat[n:].copy()))
+        return Layer("affine", dict(channels=n), dict(gamma=flat[:n].copy(), beta=flat[n:].copy()))
     if name == "relu_":
-        return _Layer("relu")
+        return Layer("relu")
     if name in ("max_pool_2", "avg_pool_2"):
         nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
-        return _Layer(name[:-2], dict(kernel=(nr, nc), stride=(sy, sx), padding=(py, px)))
+        return Layer(name[:-2], dict(kernel=(nr, nc), stride=(sy, sx), padding=(py, px)))
     if name == "add_prev_":
-        return _Layer("add_prev")
+        return Layer("add_prev")
     if name == "fc_2":
         nout, nin = r.int(), r.int()
         params = r.tensor()
@@ -133,11 +133,11 @@ def _read_details(r: _Reader) -> _Layer:
         if bias_mode != 1 or w != (nin, nout, 1, 1) or params.size != nin * nout:
             raise r.fail(f"expected fc_no_bias, got bias mode {bias_mode}, shapes {w} {b}")
         # dlib computes out = in (N x nin) * W (nin x nout)
-        return _Layer("fc", dict(out=nout, inp=nin), dict(weight=params.reshape(nin, nout).T.copy()))
+        return Layer("fc", dict(out=nout, inp=nin), dict(weight=params.reshape(nin, nout).T.copy()))
     raise r.fail(f"unsupported layer {name!r}")
 
 
-def _read_add_layer_tail(r: _Reader) -> None:
+def read_add_layer_tail(r: Reader) -> None:
     # this_layer_setup_called, gradient_input_is_stale, get_output_and_gradient_input_disabled,
     # then x_grad, cached_output and params_grad/grad_final (normally empty)
     for _ in range(3):
@@ -150,10 +150,10 @@ def parse_dlib_network(data: bytes, what: str = "dlib network") -> dict:
     """Parse a serialized dlib ``loss_metric`` network into its layer sequence (input to output).
 
     Returns ``dict(input=dict(mean=(r, g, b), size=(nr, nc)), loss=dict(margin, distance_threshold),
-    nesting=[...], layers=[_Layer, ...])`` where ``nesting`` lists, innermost first, ``"layer"`` for each
+    nesting=[...], layers=[Layer, ...])`` where ``nesting`` lists, innermost first, ``"layer"`` for each
     computational layer and ``"tag_or_skip"`` for each tag/skip layer.
     """
-    r = _Reader(data, what)
+    r = Reader(data, what)
     if (v := r.int()) != 1:
         raise r.fail(f"add_loss_layer version {v}, expected 1")
     r.expect("loss_metric_2")
@@ -167,15 +167,15 @@ def parse_dlib_network(data: bytes, what: str = "dlib network") -> dict:
     r.expect("input_rgb_image_sized")
     mean = (r.float(), r.float(), r.float())
     size = (r.int(), r.int())
-    layers = [_read_details(r)]
-    _read_add_layer_tail(r)
+    layers = [read_details(r)]
+    read_add_layer_tail(r)
     if (v := r.int()) != 1:  # version 3 also stores the input layer's sample expansion factor
         raise r.fail(f"sample expansion factor {v}, expected 1")
     nesting = ["layer"]
     for v in reversed(outer):
         if v == 2:
-            layers.append(_read_details(r))
-            _read_add_layer_tail(r)
+            layers.append(read_details(r))
+            read_add_layer_tail(r)
             nesting.append("layer")
         else:
             nesting.append("tag_or_skip")

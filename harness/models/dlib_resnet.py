@@ -71,10 +71,10 @@ from torch import nn
 
 from harness.models.base import Embedder
 from harness.models.dlib_format import (  # noqa: F401  (re-exported: the .dat parser lives there)
-    _Layer,
-    _read_add_layer_tail,
-    _read_details,
-    _Reader,
+    Layer,
+    read_add_layer_tail,
+    read_details,
+    Reader,
     parse_dlib_network,
 )
 from harness.models.registry import check_options, register_embedder
@@ -171,7 +171,7 @@ def _expected_sequence() -> tuple[list[tuple], list[str]]:
     return seq, nest
 
 
-def _signature(layer: _Layer) -> tuple:
+def _signature(layer: Layer) -> tuple:
     h = layer.hp
     if layer.kind == "con":
         return ("con", h["out"], h["inp"], h["kernel"], h["stride"], h["padding"])
@@ -292,7 +292,7 @@ def _state_dict(parsed: dict) -> dict[str, torch.Tensor]:
     fc = next(layer for layer in parsed["layers"] if layer.kind == "fc")
     sd: dict[str, torch.Tensor] = {"mean": torch.tensor(parsed["input"]["mean"], dtype=torch.float32).view(1, 3, 1, 1)}
 
-    def put(con_key: str, aff_key: str, con: _Layer, aff: _Layer) -> None:
+    def put(con_key: str, aff_key: str, con: Layer, aff: Layer) -> None:
         sd[f"{con_key}.weight"] = torch.from_numpy(con.tensors["weight"].copy())
         sd[f"{con_key}.bias"] = torch.from_numpy(con.tensors["bias"])
         sd[f"{aff_key}.gamma"] = torch.from_numpy(aff.tensors["gamma"])

@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from .data import ScoreSets, candidates, surfaces
-from .select import match_on_target, pad_on_target
+from .select import register_policy
+from .target_rates import match_on_target, pad_on_target
 
 __all__ = ["bands_policy"]
 
 
+@register_policy("bands", targets=[("verif", "fmr"), ("pad", "apcer_per_species")])
 def bands_policy(ss: ScoreSets, pol: dict) -> dict[str, Any]:
     tm, sm, selm, nm = match_on_target(ss, pol)
     tp, sp, selp, np_ = pad_on_target(ss, pol)

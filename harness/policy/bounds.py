@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics.clustered import ASSUMED_ICC, _rho_fn, clustered_rate, subjects_needed, upper_bound_path
+from harness.metrics.clustered import ASSUMED_ICC, assumed_icc, clustered_rate, subjects_needed, upper_bound_path
 from harness.metrics.intervals import clopper_pearson
 from harness.metrics.pad import worst_species
 
@@ -95,7 +95,7 @@ def _people_note(neg: np.ndarray, subj: np.ndarray, ref: np.ndarray | None, targ
     cells = np.unique(subj).size if ref is None else len(set(zip(subj.tolist(), ref.tolist())))
     m = n / max(cells, 1)
     need = subjects_needed(target, m, confidence, two_way=two_way)
-    rho = float(_rho_fn(None, two_way)(np.float64(target)))
+    rho = float(assumed_icc(None, two_way)(np.float64(target)))
     unit = "trials per pair of people" if two_way else "trials per person"
     txt = (f"with 0 errors, {m:.3g} {unit} and an ASSUMED intra-person correlation of {rho:g}, at least "
            f"{need if need is not None else 'more than 10^6'} people are needed (here: {people})")

@@ -38,7 +38,7 @@ import numpy as np
 from .data import ScoreSets, candidates, surfaces
 from .refine import pareto_grid, refine_axes
 
-__all__ = ["min_cost", "cost_inputs"]
+__all__ = ["min_cost", "cost_inputs", "acceptance_rates", "cost_breakdown"]
 
 
 def _nonneg(pol: dict, key: str, default: float) -> float:
@@ -86,7 +86,9 @@ def _prefix_argmin(h: np.ndarray, tiekey: np.ndarray) -> tuple[np.ndarray, np.nd
     return h.ravel()[cell], ia, ib
 
 
-def _rates(C: dict[str, np.ndarray], n: dict[str, int]) -> dict[str, np.ndarray]:
+def acceptance_rates(C: dict[str, np.ndarray], n: dict[str, int]) -> dict[str, np.ndarray]:
+    """Per trial class (genuine, impostor, attack): the share of its ``n`` trials accepted in each grid cell, from
+    the accepted counts ``C`` (all 0 for a class without trials)."""
     return {c: (C[c] / n[c] if n[c] else np.zeros_like(C[c], dtype=np.float64)) for c in C}
 
 
@@ -106,7 +108,10 @@ def _solve(r: dict[str, np.ndarray], w: dict[str, float], V: float, review: bool
     return (a, b), (int(IA[a, b]), int(IB[a, b]))
 
 
-def _evaluate(r, w, V, hi, lo) -> dict[str, float]:
+def cost_breakdown(r, w, V, hi, lo) -> dict[str, float]:
+    """Expected cost per transaction and its parts (fraud loss, rejected customers, review) with the accept
+    thresholds at grid cell ``hi`` and the reject thresholds at ``lo`` (``lo == hi``: no review band), from the
+    :func:`acceptance_rates` ``r``, the :func:`cost_inputs` ``w`` and the cost of one review ``V``."""
     pa, pi, pg = w["attack_prevalence"], w["impostor_prevalence"], w["genuine_prevalence"]
     L, R = w["loss_per_accepted_fraud"], w["cost_per_rejected_customer"]
     acc = {c: float(r[c][hi]) for c in r}
@@ -139,33 +144,33 @@ def min_cost(ss: ScoreSets, pol: dict) -> dict[str, Any]:
     gm = candidates(ss.gen_m, ss.imp_m, ss.att_m, max_grid=max_grid)
     gp = candidates(ss.gen_p, ss.imp_p, ss.att_p, max_grid=max_grid)
     C = surfaces(ss, gm, gp)
-    r = _rates(C, n)
+    r = acceptance_rates(C, n)
     V = w["cost_per_review"]
     hi, lo = _solve(r, w, V, review)
     lam = 0.0
     if review and budget is not None:
-        if _evaluate(r, w, V, hi, lo)["review_rate"] > budget + 1e-12:
+        if cost_breakdown(r, w, V, hi, lo)["review_rate"] > budget + 1e-12:
             top = max(1.0, w["loss_per_accepted_fraud"], w["cost_per_rejected_customer"], V)
             hi_l = top
-            while _evaluate(r, w, V, *_solve(r, w, V + hi_l, True))["review_rate"] > budget + 1e-12 and hi_l < top * 2**60:
+            while cost_breakdown(r, w, V, *_solve(r, w, V + hi_l, True))["review_rate"] > budget + 1e-12 and hi_l < top * 2**60:
                 hi_l *= 2
             lo_l = 0.0
             for _ in range(60):
                 mid = (lo_l + hi_l) / 2
-                if _evaluate(r, w, V, *_solve(r, w, V + mid, True))["review_rate"] > budget + 1e-12:
+                if cost_breakdown(r, w, V, *_solve(r, w, V + mid, True))["review_rate"] > budget + 1e-12:
                     lo_l = mid
                 else:
                     hi_l = mid
             lam = hi_l
             hi, lo = _solve(r, w, V + lam, True)
-            if _evaluate(r, w, V, hi, lo)["review_rate"] > budget + 1e-12:  # pragma: no cover - safety net
+            if cost_breakdown(r, w, V, hi, lo)["review_rate"] > budget + 1e-12:  # pragma: no cover - safety net
                 hi, lo = _solve(r, w, V, False)
                 notes.append("min_cost: no review band fits the review budget; review disabled")
     refined = None
     if not review:  # never dominated (cost is monotone in every count, so it cannot rise)
         hi = lo = pareto_grid(C["genuine"], [C["attack"], C["impostor"]], *hi)
         refined = refine_axes(float(gm[hi[0]]), float(gp[hi[1]]), ss.gen_m, ss.gen_p)
-    ev = _evaluate(r, w, V, hi, lo)
+    ev = cost_breakdown(r, w, V, hi, lo)
     if n["impostor"] and r["impostor"][hi] > 0.5:
         notes.append(f"min_cost: the chosen thresholds accept {int(C['impostor'][hi])}/{n['impostor']} dev zero-effort "
                      f"impostor trials: with impostor_prevalence={w['impostor_prevalence']:g} the matcher threshold is "

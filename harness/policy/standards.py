@@ -41,7 +41,7 @@ import yaml
 
 from harness.metrics.intervals import rate
 from harness.metrics.pad import worst_species
-from harness.paths import REPO_ROOT
+from harness.paths import CONF_DIR
 
 from .bounds import min_n_for_zero_errors
 
@@ -51,7 +51,7 @@ __all__ = ["PRESET_DIR", "METRICS", "available_presets", "load_preset", "resolve
 #: people behind a rate before any verdict can pass, where the standard states no number (harness default)
 DEFAULT_MIN_SUBJECTS = 10
 
-PRESET_DIR = REPO_ROOT / "conf" / "standards"
+PRESET_DIR = CONF_DIR / "standards"
 DISCLAIMER = ("indicative verdict: computed on this dataset's evaluation partition at the exported thresholds, not "
               "under the standard's own test protocol; not a certification")
 

@@ -1,9 +1,10 @@
 """``python -m harness.report RUN_DIR [--policy NAME [--set KEY=VALUE ...]] [--gallery-k K] [--blur SIGMA]``:
 (re)build ``report.html`` of a finished run, or the report of an alternative operating point.
 
-Reads the run's ``summary.json``, ``trials.csv``, ``scores.csv`` and ``threshold_table.csv``; the error gallery
-needs the embedder's template (the embedder is built from ``summary.json``) and the scored detections (the
-score cache, or a re-detection with the run's detector settings).
+Reads the run directory (:mod:`harness.rundir`: summary, trials, probes, scores) and ``threshold_table.csv``; the
+error gallery needs the embedder's template (the embedder is built from ``summary.json``) and the scored detections:
+the run directory's landmarks, or for a run written before them the score cache or a re-detection with the run's
+detector settings.
 
 With ``--policy`` the thresholds are re-selected with ``conf/policy/<NAME>.yaml`` (and ``--set`` overrides) through
 :func:`harness.export.reselect.reselect`, the function behind ``python -m harness.cli export``, and written to
@@ -23,7 +24,8 @@ from pathlib import Path
 def _alternative(run_dir: Path, name: str, sets: list[str]) -> tuple[Path, dict, object]:
     """Re-select with policy ``name``; write the unsigned export and the alternative's summary.json."""
     from harness.data.registry import capture_conditions
-    from harness.experiment import _finite, _json_default, partition_metrics, unmeasurable
+    from harness.jsonsafe import finite, json_default
+    from harness.partition_metrics import partition_metrics, unmeasurable
     from harness.export.operating_point import write_operating_point
     from harness.export.reselect import reselect
     from harness.report.decision import decision_for_run
@@ -36,9 +38,9 @@ def _alternative(run_dir: Path, name: str, sets: list[str]) -> tuple[Path, dict,
     metrics = partition_metrics(r.trials, r.probes, r.op)
     s.update(operating_point=r.op, metrics=metrics, unmeasurable=unmeasurable(metrics, r.op),
              run=dict(r.summary["run"]) | {"alternative_of": str(run_dir.resolve()), "policy_overrides": list(sets)})
-    s["decision"] = _finite(decision_for_run(s, r.trials, r.probes, r.policy,
+    s["decision"] = finite(decision_for_run(s, r.trials, r.probes, r.policy,
                                              capture=capture_conditions(s["dataset"].get("name"))))
-    (out / "summary.json").write_text(json.dumps(_finite(s), indent=2, default=_json_default))
+    (out / "summary.json").write_text(json.dumps(finite(s), indent=2, default=json_default))
     return out, s, r
 
 
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
+    from harness import rundir
     from harness.export.reselect import load_run
     from harness.paths import results_root
     from harness.report.run_report import write_run_report
@@ -68,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             policy = r.policy
         elif a.set:
             raise ValueError("--set needs --policy")
+        if rundir.has_manifest(run_dir):  # verified against run_manifest.json (a changed file: one line, exit 2)
+            samples = rundir.read_table(run_dir, "scores")
+        else:  # a run written before harness.rundir: scores.csv as it was read then
+            samples = pd.read_csv(run_dir / "scores.csv", keep_default_na=False, dtype={"sample_id": str, "path": str})
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    samples = pd.read_csv(run_dir / "scores.csv", keep_default_na=False, dtype={"sample_id": str, "path": str})
     template = crop_size = None
     if a.gallery_k > 0:
         from harness.models.registry import build_embedder
@@ -79,13 +85,16 @@ def main(argv: list[str] | None = None) -> int:
         emb = build_embedder(summary["models"]["embedder"]["name"], device="cpu")
         template, crop_size = emb.template, emb.crop_size
         del emb
-    det_cfg = {k: v for k, v in (summary["models"].get("detector") or {}).items()
-               if k in ("min_face_size", "thresholds", "factor", "min_prob", "pad_fraction")}
+    det = summary["models"].get("detector") or {}
 
-    def detector_factory():
-        from harness.faces.detect import build_detector
+    def detector_factory():  # the run's own detector and settings (only for crops the run directory lacks)
+        import inspect
 
-        return build_detector("mtcnn", **det_cfg)
+        from harness.faces.detect import DETECTORS, build_detector
+
+        name = det.get("kind", "mtcnn")
+        params = inspect.signature(DETECTORS.get(name)).parameters
+        return build_detector(name, **{k: v for k, v in det.items() if k in params})
 
     cache = Path(a.cache) if a.cache else Path((config or {}).get("results_dir") or results_root()) / "cache" / "scores.sqlite"
     path = write_run_report(out, summary, trials, probes, samples, policy=policy,

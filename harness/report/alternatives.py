@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .decision import evidence_rate, slim
+from .evidence import evidence_rate, slim
 
 log = logging.getLogger("harness")
 

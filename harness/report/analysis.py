@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics.pad import apcer_per_species, worst_species
-from harness.policy.cost import _evaluate, _rates, cost_inputs
+from harness.policy.cost import acceptance_rates, cost_breakdown, cost_inputs
 from harness.policy.data import candidates, score_sets, surfaces
 
 #: the cost model's inputs (those of :func:`harness.policy.cost.cost_inputs`)
@@ -35,9 +35,9 @@ def default_cost_inputs() -> dict[str, float]:
     cost_per_rejected_customer 5, cost_per_review 2 as shipped)."""
     import yaml
 
-    from harness.paths import REPO_ROOT
+    from harness.paths import CONF_DIR
 
-    f = REPO_ROOT / "conf" / "policy" / "min_cost.yaml"
+    f = CONF_DIR / "policy" / "min_cost.yaml"
     conf = yaml.safe_load(f.read_text()) or {}
     missing = [k for k in COST_KEYS if conf.get(k) is None]
     if missing:
@@ -87,10 +87,10 @@ def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dic
     p_rej = (bands.get("pad") or {}).get("reject_below", t_pad)
     gm = candidates(ss.gen_m, ss.imp_m, ss.att_m, max_grid=max_grid, include=[t_match, m_rej])
     gp = candidates(ss.gen_p, ss.imp_p, ss.att_p, max_grid=max_grid, include=[t_pad, p_rej])
-    r = _rates(surfaces(ss, gm, gp), n)
+    r = acceptance_rates(surfaces(ss, gm, gp), n)
     V = w["cost_per_review"]
     a0, b0, a1, b1 = _index(gm, t_match), _index(gp, t_pad), _index(gm, m_rej), _index(gp, p_rej)
-    at_op = _evaluate(r, w, V, (a0, b0), (a1, b1))
+    at_op = cost_breakdown(r, w, V, (a0, b0), (a1, b1))
     by_src: dict[str, list[str]] = {}
     for k in COST_KEYS:
         by_src.setdefault(src[k], []).append(f"{k}={w[k]:g}")
@@ -99,9 +99,9 @@ def expected_cost(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dic
         if w[key] > 0 and not n[cls]:
             notes.append(f"{key}={w[key]:g} but no {cls} trials on {part}: that cost term is unknown and counted as 0")
     curves = {
-        "match": {"t": gm, "cost": np.array([_evaluate(r, w, V, (a, b0), (a, b0))["expected_cost"] for a in range(gm.size)]),
+        "match": {"t": gm, "cost": np.array([cost_breakdown(r, w, V, (a, b0), (a, b0))["expected_cost"] for a in range(gm.size)]),
                   "t_op": float(t_match)},
-        "pad": {"t": gp, "cost": np.array([_evaluate(r, w, V, (a0, b), (a0, b))["expected_cost"] for b in range(gp.size)]),
+        "pad": {"t": gp, "cost": np.array([cost_breakdown(r, w, V, (a0, b), (a0, b))["expected_cost"] for b in range(gp.size)]),
                 "t_op": float(t_pad)},
     }
     return {"partition": part, "inputs": w, "input_sources": src, "at_operating_point": at_op, "curves": curves, "notes": notes,

@@ -22,6 +22,8 @@ import pandas as pd
 
 from harness.evaluate import people_rate
 
+from .evidence import PER, evidence_rate, slim  # noqa: F401  (re-exported)
+
 #: attack families a remote face check meets, with the words the page uses. Presentation attacks follow ISO/IEC
 #: 30107-1 (artefact species: print, screen replay, masks); injection attacks (a virtual camera or an emulator
 #: feeding frames that never passed through the camera) are outside ISO/IEC 30107 and covered by CEN/TS 18099.
@@ -51,7 +53,6 @@ GLOSSARY: dict[str, str] = {
     "review": "the share of applicants a review band sends to a human reviewer",
 }
 
-PER = 10_000
 
 #: the policy keys that are targets, with the rate they bound
 TARGET_KEYS = {"target_fmr": "FMR", "target_apcer": "APCER", "target_iapar": "IAPAR"}
@@ -59,25 +60,6 @@ TARGET_KEYS = {"target_fmr": "FMR", "target_apcer": "APCER", "target_iapar": "IA
 
 def _family(species: str) -> str:
     return ATTACK_FAMILIES.get(species, species.replace("_", " "))
-
-
-def slim(r: dict | None) -> dict | None:
-    """The fields of a people rate a reader needs: ``k, n, value, lo, hi, n_subjects``."""
-    return None if not r else {k: r[k] for k in ("k", "n", "value", "lo", "hi", "n_subjects") if k in r}
-
-
-def evidence_rate(r: dict | None, min_subjects: int) -> dict | None:
-    """A people rate as the page reads it: the counts, the interval, ``per_10000`` and the evidence status."""
-    if not r:
-        return None
-    out = slim(r)
-    out["per_10000"] = {"value": PER * float(r["value"]), "lo": PER * float(r["lo"]), "hi": PER * float(r["hi"])}
-    n_people = int(r.get("n_subjects", 0))
-    if n_people < int(min_subjects) or not r.get("estimable", True):
-        out["evidence"] = "insufficient"
-    else:
-        out["evidence"] = "measured"
-    return out
 
 
 def _tested(summary: dict, probes: pd.DataFrame, trials: pd.DataFrame, part: str, capture: str | None) -> dict:

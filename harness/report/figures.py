@@ -6,7 +6,6 @@ or :mod:`harness.policy` (the expected-cost model); this module only draws.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -24,17 +23,8 @@ from harness.metrics.verification import roc_counts  # noqa: E402
 from harness.report.tradeoff import (EDGE_TICKS, ZERO_STYLE, build_tradeoff, edge_rate, k_of_n,  # noqa: E402,F401
                                      pct_text, percent_log_axis, tradeoff_plot)
 
-DPI = 100
+from harness.report.render import DPI, to_png  # noqa: E402,F401  (re-exported)
 MAX_BAND_POINTS = 400
-
-
-def to_png(fig) -> bytes:
-    """Render and close a figure; return the PNG bytes."""
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=DPI)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def placeholder(message: str, size=(6.0, 1.6)) -> bytes:

@@ -2,9 +2,10 @@
 
 The crop is exactly what the embedder saw: the stored detection's 5 landmarks warped onto the embedder's
 template (:func:`harness.faces.align.warp_to_template`) at the embedder's crop size, so nobody else in the
-frame (NUAA frames contain bystanders) can appear. The landmarks come from the run's score cache (the very
-detection that was scored); on a cache miss the frame is re-detected with the run's detector configuration and
-the new box must agree with the stored one. The frame itself is decoded in memory and dropped; nothing but the
+frame (NUAA frames contain bystanders) can appear. The landmarks come from the run directory's scores (the very
+detection that was scored: ``lm0_x..lm4_y`` of :mod:`harness.rundir`); for a run written before those columns,
+from the run's score cache, and on a cache miss the frame is re-detected with the run's detector configuration
+and the new box must agree with the stored one. The frame itself is decoded in memory and dropped; nothing but the
 crop leaves this module. ``blur`` (Gaussian sigma, pixels) blurs the crop as well.
 """
 
@@ -20,8 +21,31 @@ from harness.faces.align import warp_to_template
 from harness.faces.decode import DecodeError, content_hash, decode_sample, read_bytes
 from harness.faces.detect import Detection
 
-BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
+from harness.rundir import BOX_COLUMNS, LANDMARK_COLUMNS
+
 BOX_TOLERANCE_PX = 2.0
+
+
+def stored_detections(rows: pd.DataFrame, sample_ids) -> dict:
+    """``sample_id -> detection array`` (:meth:`Detection.to_array` layout) of the samples whose scores carry the
+    box and all 5 landmarks (a run directory written by :mod:`harness.rundir`)."""
+    cols = ("det_prob", *BOX_COLUMNS, *LANDMARK_COLUMNS)
+    if not all(c in rows.columns for c in cols):
+        return {}
+    out = {}
+    for sid in sample_ids:
+        r = rows.loc[sid]
+        box, lm = (np.array([_number(r[c]) for c in names]) for names in (BOX_COLUMNS, LANDMARK_COLUMNS))
+        if np.all(np.isfinite(box)) and np.all(np.isfinite(lm)):
+            n_faces = _number(r["n_faces"]) if "n_faces" in rows.columns else np.nan
+            n_faces = n_faces if np.isfinite(n_faces) else 1.0
+            out[sid] = np.concatenate([box, [_number(r["det_prob"]), n_faces], lm])
+    return out
+
+
+def _number(x) -> float:
+    """A scores cell as a float (an empty cell of a CSV read as text: NaN)."""
+    return np.nan if x is None or (isinstance(x, str) and not x.strip()) else float(x)
 
 
 def _cached_detections(rows: pd.DataFrame, hashes: dict, cache_path: Path | None, detector_id: str | None) -> dict:
@@ -43,7 +67,8 @@ def aligned_crops(samples: pd.DataFrame, sample_ids: list[str], template: np.nda
                   detector_id: str | None = None, blur: float = 0.0) -> dict[str, np.ndarray | str]:
     """``sample_id -> aligned crop (H, W, 3) uint8`` or, when a crop cannot be made, the reason (a string).
 
-    ``samples`` has ``sample_id``, ``path``, ``frame`` and the stored ``box_x1..box_y2``. ``detector`` (or a
+    ``samples`` has ``sample_id``, ``path``, ``frame`` and the stored ``box_x1..box_y2`` (and, from a run
+    directory, the landmarks: then neither the cache nor a detector is used). Otherwise ``detector`` (or a
     ``detector_factory`` called on first need) re-detects frames missing from the cache at ``cache_path``.
     """
     rows = samples.drop_duplicates("sample_id").set_index("sample_id")
@@ -59,7 +84,9 @@ def aligned_crops(samples: pd.DataFrame, sample_ids: list[str], template: np.nda
             hashes[sid] = content_hash(data[sid])
         except DecodeError as e:
             out[sid] = str(e)
-    cached = _cached_detections(rows, hashes, cache_path, detector_id)
+    cached = stored_detections(rows, hashes)
+    missing = {sid: h for sid, h in hashes.items() if sid not in cached}
+    cached |= _cached_detections(rows, missing, cache_path, detector_id) if missing else {}
     for sid in hashes:
         r = rows.loc[sid]
         frame = int(r["frame"])

@@ -21,6 +21,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from harness.jsonsafe import json_default
+
 from . import html as H
 from .committee import alternatives_section, op_points, score_meaning_section, tradeoff_section
 from .decision import decision_for_run
@@ -48,10 +50,6 @@ def _pct(r: dict | None) -> str:
     people = r.get("n_subjects")
     who = f", {people} {'person' if people == 1 else 'people'}" if people is not None else ""
     return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{who}"
-
-
-def _sci(_: Any) -> str:
-    return ""
 
 
 def _thr(x: Any) -> str:
@@ -89,12 +87,9 @@ def _summary_section(s: dict, part: str) -> str:
                                       + ", PAD " + _thr((bands.get("pad") or {}).get("reject_below"))) if op.get("review_band") else "no"),
                 ("targets supported by the data", H.badge("pass" if op.get("supported") else "insufficient evidence")
                  .replace(">pass<", ">yes<").replace(">insufficient evidence<", ">no<"))])
-    rates = H.dl([("FMR", H.esc(_pct(vo.get("fmr")) + _sci(vo.get("fmr_subject_ci")))),
-                  ("FNMR", H.esc(_pct(vo.get("fnmr")) + _sci(vo.get("fnmr_subject_ci")))),
-                  ("APCER_max", H.esc(_pct(po.get("apcer_max")) + (f" ({po.get('apcer_max_species')})" if po else "")
-                                      + _sci(po.get("apcer_max_subject_ci")))),
-                  ("BPCER", H.esc(_pct(po.get("bpcer")) + _sci(po.get("bpcer_subject_ci")))),
-                  ("IAPAR (system)", H.esc(_pct(sy.get("iapar")) + _sci(sy.get("iapar_subject_ci")))),
+    rates = H.dl([("FMR", H.esc(_pct(vo.get("fmr")))), ("FNMR", H.esc(_pct(vo.get("fnmr")))),
+                  ("APCER_max", H.esc(_pct(po.get("apcer_max")) + (f" ({po.get('apcer_max_species')})" if po else ""))),
+                  ("BPCER", H.esc(_pct(po.get("bpcer")))), ("IAPAR (system)", H.esc(_pct(sy.get("iapar")))),
                   ("genuine rejection (system)", H.esc(_pct(sy.get("genuine_rejection")))),
                   ("EER", H.esc(f"{100 * v['eer']['value']:.2f}% (FMR {_pct(v['eer'].get('fmr'))}; FNMR "
                                 f"{_pct(v['eer'].get('fnmr'))})" if v.get("eer") else "n/a")),
@@ -201,7 +196,8 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     """Write ``report.html``, ``report.json`` and ``conditions.csv`` into ``out_dir``; return the HTML path.
 
     ``template`` / ``crop_size``: the embedder's landmark template and aligned-crop size (no gallery without
-    them). ``detector`` / ``detector_factory`` / ``cache_path``: where the gallery gets the scored detections.
+    them). ``samples``: the run directory's scores; when they carry the landmarks (:mod:`harness.rundir`) the
+    gallery takes its detections from them, else ``detector`` / ``detector_factory`` / ``cache_path`` say where.
     """
     out_dir = Path(out_dir)
     opts = DEFAULT_OPTIONS | dict(options or {})
@@ -209,14 +205,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     part = s["run"].get("report_partition", "eval")
     op = s["operating_point"]
     policy = policy if policy is not None else op.get("policy") or {}
-    t_match, t_pad = op.get("t_match"), op.get("t_pad")
-    te = trials[trials["partition"] == part]
-    pe = probes[(probes["partition"] == part) & (probes["status"] == "scored")]
-    f64 = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
-    gen = f64(te.loc[te["kind"] == "genuine", "match_score"])
-    imp = f64(te.loc[te["kind"] == "impostor", "match_score"])
-    bona = f64(pe.loc[pe["label"] == "bona_fide", "pad_score"])
-    att = f64(pe.loc[pe["label"] == "attack", "pad_score"])
+    sc = _partition_scores(trials, probes, part)
     decision = s.get("decision")
     data: dict[str, Any] = {"partition": part, "figures": list(FIGURES), "metrics": {}}
     if not decision:  # a run written before the decision block existed: build it here (report.json keeps it)
@@ -226,8 +215,53 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
         data["decision"] = decision
     sections = [first_page(decision), tradeoff_section(s, decision, trials, probes, part), alternatives_section(decision),
                 score_meaning_section(decision), _summary_section(s, part), _standards_section(op), _plateau_section(s)]
-    figs: dict[str, str] = {}
+    figs = _score_figures(out_dir, s, trials, probes, part, sc)
+    figs.update(_analysis_figures(out_dir, s, trials, probes, part, sc, policy, data))
+    cond = data.pop("_conditions")
+    sections.append('<section id="curves"><h2>ROC and DET</h2>' + figs["roc"] + figs["det"] + "</section>")
+    sections.append('<section id="histograms"><h2>Score distributions</h2>' + figs["hist-match"] + figs["hist-pad"] + "</section>")
+    sections.append('<section id="pad-species"><h2>APCER per species</h2>' + figs["apcer-species"] + "</section>")
+    tt_path = Path(threshold_table) if threshold_table is not None else out_dir / "threshold_table.csv"
+    sections.append(_threshold_table_section(part, tt_path))
+    sections.append('<section id="cost"><h2>Expected cost</h2>' + figs["expected-cost"] + "</section>")
+    sections.append(_calibration_section(figs["calibration"], data["calibration"]))
+    sections.append(_accounting_section(s))
+    sections.append(_conditions_section(figs["conditions"], cond))
+    gsec, gallery = _gallery(s, trials, part, samples, template, crop_size, opts, detector=detector,
+                             detector_factory=detector_factory, cache_path=cache_path)
+    sections.append(gsec)
+    data["gallery"] = gallery
+    data["crop_size"] = list(crop_size) if crop_size else None
 
+    title = f"Face verification + PAD report: {s['run']['name']}"
+    sub = (f"dataset {H.esc(s['dataset'].get('name'))} &middot; embedder {H.esc(s['models']['embedder'].get('name'))} &middot; "
+           f"PAD {H.esc(s['models']['pad'].get('name'))} &middot; policy {H.esc(op.get('name'))} &middot; generated "
+           f"{_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
+    path = out_dir / REPORT_FILE
+    path.write_text(H.page(title, sub, sections), encoding="utf-8")
+    (out_dir / REPORT_DATA).write_text(json.dumps(data, indent=2, default=json_default))
+    return path
+
+
+def _partition_scores(trials: pd.DataFrame, probes: pd.DataFrame, part: str) -> dict:
+    """The report partition's trials (``te``), scored probes (``pe``) and score arrays (float64)."""
+    te = trials[trials["partition"] == part]
+    pe = probes[(probes["partition"] == part) & (probes["status"] == "scored")]
+    return {"te": te, "pe": pe, "gen": _f64(te.loc[te["kind"] == "genuine", "match_score"]),
+            "imp": _f64(te.loc[te["kind"] == "impostor", "match_score"]),
+            "bona": _f64(pe.loc[pe["label"] == "bona_fide", "pad_score"]),
+            "att": _f64(pe.loc[pe["label"] == "attack", "pad_score"])}
+
+
+def _f64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _score_figures(out_dir: Path, s: dict, trials: pd.DataFrame, probes: pd.DataFrame, part: str, sc: dict) -> dict:
+    """ROC / DET (also the run's roc.png / det.png) and the two score histograms."""
+    op = s["operating_point"]
+    gen, imp, bona, att, te, pe = (sc[k] for k in ("gen", "imp", "bona", "att", "te", "pe"))
+    figs: dict[str, str] = {}
     # ROC / DET with pointwise bands and the operating point (people-aware intervals); also the run's roc.png/det.png
     points = op_points(s, trials, probes, part)
     roc_png, det_png = roc_det_with_bands({"verification": (imp, gen), "PAD": (att, bona)}, points, f"{s['run']['name']} ({part})")
@@ -242,14 +276,23 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
     # histograms
     groups = {"genuine": gen, "zero-effort impostor": imp}
     for sp, g in te[te["kind"] == "attack"].groupby("species"):
-        groups[f"attack: {sp}"] = f64(g["match_score"])
-    figs["hist-match"] = H.figure("hist-match", _hist_png(groups, {"t_match": t_match}, "match similarity score"),
+        groups[f"attack: {sp}"] = _f64(g["match_score"])
+    figs["hist-match"] = H.figure("hist-match", _hist_png(groups, {"t_match": op.get("t_match")}, "match similarity score"),
                                   "Match scores on eval: genuine, zero-effort impostor and attack trials per species, "
                                   "with the match threshold.")
-    pgroups = {"bona fide": bona} | {f"attack: {sp}": f64(g["pad_score"]) for sp, g in pe[pe["label"] == "attack"].groupby("species")}
-    figs["hist-pad"] = H.figure("hist-pad", _hist_png(pgroups, {"t_pad": t_pad}, "PAD bona fide score"),
+    pgroups = {"bona fide": bona} | {f"attack: {sp}": _f64(g["pad_score"]) for sp, g in pe[pe["label"] == "attack"].groupby("species")}
+    figs["hist-pad"] = H.figure("hist-pad", _hist_png(pgroups, {"t_pad": op.get("t_pad")}, "PAD bona fide score"),
                                 "PAD scores on eval: bona fide and attack presentations per species, with the PAD threshold.")
+    return figs
 
+
+def _analysis_figures(out_dir: Path, s: dict, trials: pd.DataFrame, probes: pd.DataFrame, part: str, sc: dict,
+                      policy: dict, data: dict) -> dict:
+    """APCER per species, expected cost, calibration and per-condition figures; their numbers go into ``data``
+    (report.json; the condition table as ``data["_conditions"]``, also written to conditions.csv)."""
+    op = s["operating_point"]
+    t_match, t_pad = op.get("t_match"), op.get("t_pad")
+    figs: dict[str, str] = {}
     # APCER per species
     po = (s["metrics"].get(part, {}).get("pad") or {}).get("at_operating_point")
     if po and po.get("apcer_per_species"):
@@ -258,28 +301,13 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
         png = placeholder("no attack presentations (or no PAD threshold) on this partition")
     figs["apcer-species"] = H.figure("apcer-species", png, "ISO/IEC 30107-3 APCER per PAI species and BPCER at t_pad, "
                                      "k/n with 95% Clopper-Pearson intervals.")
-
-    # expected cost
-    cost = expected_cost(trials, probes, part, op, policy)
-    if cost:
-        png = expected_cost_plot({k: cost["curves"][k] for k in ("match", "pad")}, cost["at_operating_point"]["expected_cost"],
-                                 cost["inputs"])
-        c = cost["at_operating_point"]
-        data["expected_cost"] = {k: v for k, v in cost.items() if k != "curves"}
-        for k in ("expected_cost", "fraud_loss", "rejected_customers_cost", "review_cost", "review_rate"):
-            data["metrics"][f"system_level/{part}/expected_cost/{'value' if k == 'expected_cost' else k}"] = float(c[k])
-        cap = (f"Expected cost per transaction on {part} (cost model of the min_cost policy; inputs from the policy or "
-               f"its defaults). At the operating point: {c['expected_cost']:.4g} (fraud {c['fraud_loss']:.4g}, rejected "
-               f"customers {c['rejected_customers_cost']:.4g}, review {c['review_cost']:.4g}). "
-               + " ".join(H.esc(n) for n in cost["notes"]))
-    else:
-        png, cap = placeholder("expected cost needs genuine trials and both thresholds"), "Expected cost: not available."
-    figs["expected-cost"] = H.figure("expected-cost", png, cap)
+    figs["expected-cost"] = _expected_cost_figure(trials, probes, part, op, policy, data)
 
     # calibration
     td = trials[trials["partition"] == "dev"]
-    match_sets = (f64(td.loc[td["kind"] == "impostor", "match_score"]), f64(td.loc[td["kind"] == "genuine", "match_score"]), imp, gen)
-    png, cal = calibration_plot(match_sets, (att, bona))
+    match_sets = (_f64(td.loc[td["kind"] == "impostor", "match_score"]), _f64(td.loc[td["kind"] == "genuine", "match_score"]),
+                  sc["imp"], sc["gen"])
+    png, cal = calibration_plot(match_sets, (sc["att"], sc["bona"]))
     data["calibration"] = cal
     figs["calibration"] = H.figure("calibration", png, "Calibration. Left: match score as evidence (LLR); the gap between "
                                    "the dev-fitted map and the eval PAV curve is calibration loss (Cllr - minCllr). "
@@ -295,25 +323,48 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
         figs["conditions"] = H.figure("conditions", placeholder("the dataset has no capture-condition columns "
                                                                 "(session, device, lighting, glasses, ...)"),
                                       "Per-condition breakdown: not available.")
+    data["_conditions"] = cond
+    return figs
 
-    sections.append('<section id="curves"><h2>ROC and DET</h2>' + figs["roc"] + figs["det"] + "</section>")
-    sections.append('<section id="histograms"><h2>Score distributions</h2>' + figs["hist-match"] + figs["hist-pad"] + "</section>")
-    sections.append('<section id="pad-species"><h2>APCER per species</h2>' + figs["apcer-species"] + "</section>")
 
-    tt_path = Path(threshold_table) if threshold_table is not None else out_dir / "threshold_table.csv"
+def _expected_cost_figure(trials: pd.DataFrame, probes: pd.DataFrame, part: str, op: dict, policy: dict,
+                          data: dict) -> str:
+    """The expected-cost figure; its numbers go into ``data`` (``expected_cost`` and ``metrics``)."""
+    cost = expected_cost(trials, probes, part, op, policy)
+    if cost:
+        png = expected_cost_plot({k: cost["curves"][k] for k in ("match", "pad")}, cost["at_operating_point"]["expected_cost"],
+                                 cost["inputs"])
+        c = cost["at_operating_point"]
+        data["expected_cost"] = {k: v for k, v in cost.items() if k != "curves"}
+        for k in ("expected_cost", "fraud_loss", "rejected_customers_cost", "review_cost", "review_rate"):
+            data["metrics"][f"system_level/{part}/expected_cost/{'value' if k == 'expected_cost' else k}"] = float(c[k])
+        cap = (f"Expected cost per transaction on {part} (cost model of the min_cost policy; inputs from the policy or "
+               f"its defaults). At the operating point: {c['expected_cost']:.4g} (fraud {c['fraud_loss']:.4g}, rejected "
+               f"customers {c['rejected_customers_cost']:.4g}, review {c['review_cost']:.4g}). "
+               + " ".join(H.esc(n) for n in cost["notes"]))
+    else:
+        png, cap = placeholder("expected cost needs genuine trials and both thresholds"), "Expected cost: not available."
+    return H.figure("expected-cost", png, cap)
+
+
+def _threshold_table_section(part: str, tt_path: Path) -> str:
     tt = pd.read_csv(tt_path) if tt_path.is_file() and tt_path.stat().st_size > 1 else pd.DataFrame()
-    sections.append(f'<section id="threshold-table"><h2>Threshold table ({H.esc(part)})</h2><p style="font-size:12px">'
-                    "False accept = FMR (match) or pooled APCER (pad); false reject = FNMR or BPCER; accept iff score &gt;= "
-                    f'threshold. Also logged to MLflow as a table.</p><div class="scroll">{H.table(tt, "threshold-table-data")}</div></section>')
-    sections.append('<section id="cost"><h2>Expected cost</h2>' + figs["expected-cost"] + "</section>")
+    return (f'<section id="threshold-table"><h2>Threshold table ({H.esc(part)})</h2><p style="font-size:12px">'
+            "False accept = FMR (match) or pooled APCER (pad); false reject = FNMR or BPCER; accept iff score &gt;= "
+            f'threshold. Also logged to MLflow as a table.</p><div class="scroll">{H.table(tt, "threshold-table-data")}</div></section>')
+
+
+def _calibration_section(fig: str, cal: dict) -> str:
     cal_txt = ""
     if "match" in cal:
         cal_txt += f"match Cllr {cal['match']['cllr_eval']:.4f} bits, minCllr {cal['match']['min_cllr_eval']:.4f} bits. "
     if "pad" in cal:
         cal_txt += f"PAD ECE {cal['pad']['ece_eval']:.4f}."
-    sections.append(f'<section id="calibration"><h2>Calibration</h2>{figs["calibration"]}<p style="font-size:12px">{H.esc(cal_txt)}</p></section>')
+    return f'<section id="calibration"><h2>Calibration</h2>{fig}<p style="font-size:12px">{H.esc(cal_txt)}</p></section>'
 
-    # accounting: FTA and rejected samples
+
+def _accounting_section(s: dict) -> str:
+    """Failures to acquire and rejected samples."""
     a = s["accounting"]
     acc = pd.DataFrame([{"stage": k, "count": v} for k, v in a.items()])
     fta_rows = [{"partition": p_, "FTA (bona fide probes)": _pct((s["metrics"].get(p_, {}).get("verif") or {}).get("fta")),
@@ -323,21 +374,28 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
                                                      or {}).get("attack"))}
                 for p_ in s["metrics"]]
     rej = pd.DataFrame(s.get("rejected_samples") or [], columns=["sample_id", "code", "reason"])
-    sections.append('<section id="accounting"><h2>Failures to acquire and rejected samples</h2>'
-                    f'<p>input {a.get("input_samples")}: scored {a.get("scored")}, FTA (no face) <b>{a.get("fta")}</b>, '
-                    f'rejected <b>{a.get("rejected")}</b></p>{H.table(pd.DataFrame(fta_rows), "fta-table")}'
-                    f'<h3>Rejected samples ({len(rej)})</h3>{H.table(rej, "rejected-table", max_rows=50)}'
-                    f'<details><summary>all counts</summary>{H.table(acc, "accounting-table")}</details></section>')
+    return ('<section id="accounting"><h2>Failures to acquire and rejected samples</h2>'
+            f'<p>input {a.get("input_samples")}: scored {a.get("scored")}, FTA (no face) <b>{a.get("fta")}</b>, '
+            f'rejected <b>{a.get("rejected")}</b></p>{H.table(pd.DataFrame(fta_rows), "fta-table")}'
+            f'<h3>Rejected samples ({len(rej)})</h3>{H.table(rej, "rejected-table", max_rows=50)}'
+            f'<details><summary>all counts</summary>{H.table(acc, "accounting-table")}</details></section>')
+
+
+def _conditions_section(fig: str, cond: pd.DataFrame) -> str:
     cond_tab = cond.copy()
     if len(cond_tab):
         cond_tab["rate (95% CI)"] = [f"{k}/{n} = {100 * v:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
                                      for k, n, v, lo, hi in cond_tab[["k", "n", "rate", "lo", "hi"]].itertuples(index=False)]
         cond_tab = cond_tab.drop(columns=["k", "n", "rate", "lo", "hi"])
-    sections.append('<section id="conditions"><h2>Per-condition breakdown</h2>' + figs["conditions"]
-                    + f'<div class="scroll">{H.table(cond_tab, "conditions-table")}</div></section>')
+    return ('<section id="conditions"><h2>Per-condition breakdown</h2>' + fig
+            + f'<div class="scroll">{H.table(cond_tab, "conditions-table")}</div></section>')
 
-    # error gallery
-    cases = gallery_cases(trials, part, t_match, t_pad, int(opts["gallery_k"]))
+
+def _gallery(s: dict, trials: pd.DataFrame, part: str, samples: pd.DataFrame, template, crop_size, opts: dict, *,
+             detector=None, detector_factory=None, cache_path=None) -> tuple[str, list]:
+    """The error gallery section and its report.json entries: the cases, then their aligned crops."""
+    op = s["operating_point"]
+    cases = gallery_cases(trials, part, op.get("t_match"), op.get("t_pad"), int(opts["gallery_k"]))
     crops: dict = {}
     if template is not None and crop_size is not None and len(cases):
         crops = aligned_crops(
@@ -346,29 +404,7 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
             detector_id=(s["models"].get("detector") or {}).get("id"), blur=float(opts["gallery_blur"]))
     elif len(cases):
         crops = {sid: "no embedder template given" for sid in cases["probe_id"]}
-    gsec, gallery = _gallery_section(cases, crops, tuple(crop_size) if crop_size else None, op, float(opts["gallery_blur"]))
-    sections.append(gsec)
-    data["gallery"] = gallery
-    data["crop_size"] = list(crop_size) if crop_size else None
-
-    title = f"Face verification + PAD report: {s['run']['name']}"
-    sub = (f"dataset {H.esc(s['dataset'].get('name'))} &middot; embedder {H.esc(s['models']['embedder'].get('name'))} &middot; "
-           f"PAD {H.esc(s['models']['pad'].get('name'))} &middot; policy {H.esc(op.get('name'))} &middot; generated "
-           f"{_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
-    path = out_dir / REPORT_FILE
-    path.write_text(H.page(title, sub, sections), encoding="utf-8")
-    (out_dir / REPORT_DATA).write_text(json.dumps(data, indent=2, default=_json))
-    return path
-
-
-def _json(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    raise TypeError(type(o))
+    return _gallery_section(cases, crops, tuple(crop_size) if crop_size else None, op, float(opts["gallery_blur"]))
 
 
 def report_for_run(cfg, out_dir: Path, summary: dict, trials: pd.DataFrame, probes: pd.DataFrame, samples: pd.DataFrame, *,

@@ -176,7 +176,7 @@ def tradeoff_plot(title: str, negatives: dict[str, np.ndarray], positives: np.nd
     "0 of n". The chosen threshold is a solid line, each alternative policy's threshold a dashed line (None
     skipped), the plateau interval shaded; legend entries carry n and the k/n at each drawn threshold.
     """
-    from harness.report.figures import to_png
+    from harness.report.render import to_png
 
     return to_png(build_tradeoff(title, negatives, positives, neg_name=neg_name, pos_name=pos_name, xlabel=xlabel,
                                  chosen=chosen, plateau=plateau, alternatives=alternatives))

@@ -412,7 +412,7 @@ class _ThreeFaces:
 
 def test_engines_reject_set_aside_rows_unopened_with_codes_and_count_faces(tmp_path, monkeypatch):
     from harness.scoring import batched as batched_mod
-    from harness.scoring import engine as engine_mod
+    from harness.scoring import reference as engine_mod
     from harness.scoring.cache import ScoreCache
     from tests.scoring.test_backoff_stubs import StubEmbedder, StubPAD
 

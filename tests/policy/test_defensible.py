@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.evaluate import evaluate, people_rate
-from harness.experiment import evaluate_partition, unmeasurable
+from harness.partition_metrics import evaluate_partition, unmeasurable
 from harness.metrics.clustered import clustered_upper_bound
 from harness.metrics.pad import worst_species
 from harness.policy import choose_thresholds, select

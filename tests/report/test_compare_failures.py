@@ -225,7 +225,7 @@ TRACKED_CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     from omegaconf import OmegaConf
-    from harness.tracking import tracked_run
+    from harness.run_lifecycle import tracked_run
     uri, root, job = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     cfg = OmegaConf.create({"tracking": {"enabled": True, "uri": uri, "experiment": "names", "heartbeat_s": 5},
                             "results_dir": str(root), "run_name": "smoke-dlib_resnet-minifasnet_v2", "seed": 0})

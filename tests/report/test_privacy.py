@@ -126,10 +126,15 @@ def test_gallery_shows_exactly_the_aligned_crop(sweep):
     sid = next(iter(shown))
     cache = sweep.tmp / "results" / "cache" / "scores.sqlite"
     det_id = json.loads((job / "summary.json").read_text())["models"]["detector"]["id"]
-    from_cache = aligned_crops(samples, [sid], TEMPLATE, (150, 150), cache_path=cache, detector_id=det_id)[sid]
+    from harness import rundir
+
+    stored = aligned_crops(samples, [sid], TEMPLATE, (150, 150))[sid]  # landmarks from the run directory
+    assert isinstance(stored, np.ndarray) and np.array_equal(stored, shown[sid])
+    no_landmarks = samples.drop(columns=[c for c in rundir.LANDMARK_COLUMNS if c in samples.columns])
+    from_cache = aligned_crops(no_landmarks, [sid], TEMPLATE, (150, 150), cache_path=cache, detector_id=det_id)[sid]
     assert isinstance(from_cache, np.ndarray) and np.array_equal(from_cache, shown[sid])
     detector = build_detector("mtcnn", min_face_size=40)  # conf/detector/mtcnn.yaml; no cache: re-detect
-    redetected = aligned_crops(samples, [sid], TEMPLATE, (150, 150), detector=detector)[sid]
+    redetected = aligned_crops(no_landmarks, [sid], TEMPLATE, (150, 150), detector=detector)[sid]
     assert isinstance(redetected, np.ndarray) and redetected.shape == (150, 150, 3)
     assert np.abs(redetected.astype(int) - from_cache.astype(int)).mean() < 2.0
     blurred = aligned_crops(samples, [sid], TEMPLATE, (150, 150), cache_path=cache, detector_id=det_id, blur=3.0)[sid]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cli import load_policy
-from harness.experiment import partition_metrics
+from harness.partition_metrics import partition_metrics
 from harness.faces.detect import Detection
 from harness.policy import choose_thresholds
 from harness.report.run_report import FIGURES, write_run_report

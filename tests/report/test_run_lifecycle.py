@@ -1,6 +1,6 @@
 """Run directories and the MLflow run lifecycle.
 
-* Run directories are unique under concurrent starts: :func:`harness.__main__.unique_run_dir` (``exist_ok=False``,
+* Run directories are unique under concurrent starts: :func:`harness.resolvers.unique_run_dir` (``exist_ok=False``,
   a new suffix on a collision) in threads and processes, and the ``${harness_unique_dir:}`` resolver.
 * The MLflow run exists from the experiment's start: RUNNING with params and ``host`` / ``pid`` / ``heartbeat``
   tags, FINISHED at the end, FAILED with the one-line ``error`` tag, KILLED on Ctrl-C / SIGTERM; a run left
@@ -37,7 +37,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # --- run directories --------------------------------------------------------------------------------------------
 
 def test_suffix_format_and_distinct():
-    from harness.__main__ import run_dir_suffix
+    from harness.resolvers import run_dir_suffix
 
     s = {run_dir_suffix() for _ in range(2000)}
     assert len(s) == 2000
@@ -45,7 +45,7 @@ def test_suffix_format_and_distinct():
 
 
 def test_unique_run_dir_threads(tmp_path):
-    from harness.__main__ import unique_run_dir
+    from harness.resolvers import unique_run_dir
 
     base = tmp_path / "runs" / "2026-01-01" / "12-00-00-smoke"
     got: list[Path] = []
@@ -72,7 +72,7 @@ def test_unique_run_dir_threads(tmp_path):
 WORKER_DIRS = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from harness.__main__ import unique_run_dir
+    from harness.resolvers import unique_run_dir
     base, go = Path(sys.argv[1]), Path(sys.argv[2])
     while not go.exists():
         time.sleep(0.001)
@@ -98,7 +98,7 @@ def test_unique_run_dir_processes(tmp_path):
 
 
 def test_unique_run_dir_never_reuses_an_existing_directory(tmp_path, monkeypatch):
-    import harness.__main__ as hm
+    import harness.resolvers as hm
 
     base = tmp_path / "r"
     (tmp_path / "r-a").mkdir()
@@ -115,7 +115,7 @@ def test_unique_run_dir_never_reuses_an_existing_directory(tmp_path, monkeypatch
 def test_resolver_creates_one_directory_per_config(tmp_path):
     from omegaconf import OmegaConf
 
-    import harness.__main__  # noqa: F401 - registers the resolvers
+    import harness.resolvers  # noqa: F401 - registers the resolvers
 
     cfg = OmegaConf.create({"base": str(tmp_path / "runs"), "name": "x",
                             "dir": "${harness_unique_dir:${base}/12-00-00-${name}}"})
@@ -135,7 +135,7 @@ def test_config_run_and_sweep_dirs_use_the_resolver():
 # --- lifecycle units (in a subprocess: MLflow's tracking URI and active experiment are process-global) ------------
 
 def test_one_line_error():
-    from harness.tracking import RunTerminated, one_line_error
+    from harness.run_lifecycle import RunTerminated, one_line_error
 
     assert one_line_error(KeyError("policy.name is missing")) == "policy.name is missing"
     assert one_line_error(ValueError("bad http://alice:tok123@h:5000/?token=abc")) == \
@@ -146,7 +146,7 @@ def test_one_line_error():
 
 
 def test_pid_alive():
-    from harness.tracking import _proc_stat, pid_alive
+    from harness.run_lifecycle import _proc_stat, pid_alive
 
     assert pid_alive(os.getpid())
     st = _proc_stat(os.getpid())
@@ -161,7 +161,7 @@ WORKER_LIFECYCLE = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from omegaconf import OmegaConf
-    from harness.tracking import tracked_run
+    from harness.run_lifecycle import tracked_run
     uri, root, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     cfg = OmegaConf.create({"tracking": {"enabled": True, "uri": uri, "experiment": "lifecycle", "heartbeat_s": 0.2},
                             "results_dir": str(root), "run_name": f"unit-{mode}", "seed": 3})
@@ -250,7 +250,8 @@ def test_tracked_run_interrupted_or_terminated_is_killed(tmp_path, mode):
 def test_mark_stale_runs(tmp_path):
     import mlflow
 
-    from harness.tracking import _hostname, _now_iso, init_store, mark_stale_runs
+    from harness.run_lifecycle import _hostname, _now_iso, mark_stale_runs
+    from harness.tracking import init_store
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     init_store(uri)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.faces.detect import Detection, MTCNNDetector
+from harness.faces.detect import MTCNNDetector
 from harness.models.base import Embedder, PADModel
 from harness.scoring import batched as batched_mod
 from harness.scoring.batched import BackOff, score_manifest_batched

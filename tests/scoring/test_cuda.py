@@ -121,9 +121,9 @@ def test_triton_nms_equals_per_image_nms():
     from torchvision.ops import batched_nms
     from torchvision.ops.boxes import _batched_nms_vanilla
 
-    from harness.scoring.batched import _triton_nms_kernel, batched_nms_per_image
+    from harness.faces.mtcnn_batched import batched_nms_per_image, triton_nms_kernel
 
-    if _triton_nms_kernel() is None:
+    if triton_nms_kernel() is None:
         pytest.skip("no Triton")
     g = torch.Generator().manual_seed(0)
     for n, groups in ((50, 1), (3000, 40), (20000, 128)):

@@ -148,10 +148,10 @@ def test_vectorised_mtcnn_equals_facenet_detect(models, manifest):
 
 def test_worker_decode_equals_pillow(manifest):
     """The loader's torchvision JPEG decode gives the simple engine's Pillow pixels, and the PNG goes via Pillow."""
-    from harness.scoring.batched import _ChunkSource
+    from harness.scoring.loader import ChunkSource
 
     m = manifest.iloc[[0, 1, 2, 16]]  # three JPEGs + the PNG copy
-    src = _ChunkSource(list(m["path"]), list(m["frame"]), 4, ("d", "e", "p"), None, gpu_jpeg=False)
+    src = ChunkSource(list(m["path"]), list(m["frame"]), 4, ("d", "e", "p"), None, gpu_jpeg=False)
     chunk = src[0]
     (rows, stack), = chunk["groups"].values()
     assert rows == [0, 1, 2, 3] and not chunk["dec_err"] and not chunk["read_err"]

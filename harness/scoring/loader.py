@@ -1,13 +1,11 @@
-"""Worker-side input of the batched scoring engine (:mod:`harness.scoring.batched`): read, hash, probe the
-score cache and decode each chunk of the manifest (:class:`_ChunkSource`, run in DataLoader workers), the plain-JPEG
-test and torchvision CPU decode that match the Pillow path, and the nvjpeg batch decode on the device
-(:func:`_gpu_decode`)."""
+"""The loader of the batched scoring engine (:mod:`harness.scoring.batched`): read, hash, probe the score store
+and decode each chunk of the manifest (:class:`ChunkSource`, run in DataLoader workers), the plain-JPEG test and
+torchvision CPU decode that match the Pillow path, and the nvjpeg batch decode on the device (:func:`gpu_decode`).
+The store is read through :class:`harness.scoring.store.StoreReader` (no SQL here)."""
 
 from __future__ import annotations
 
 import io
-import os
-import sqlite3
 import warnings
 
 import numpy as np
@@ -15,12 +13,12 @@ import torch
 
 from harness.faces.decode import (DEFAULT_MAX_PIXELS, DecodeError, content_hash, decode_image, decode_note,
                                   decode_sample, read_bytes, reject_code)
-from harness.scoring.cache import cache_key
+from harness.scoring.store import StoreReader, cache_key
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def _plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
+def plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
     """A JPEG that torchvision decodes exactly like the Pillow path: YCbCr/grey, no EXIF rotation, within the pixel
     cap (a larger one goes to Pillow, which refuses or reduces it)."""
     if not data.startswith(_JPEG_MAGIC):
@@ -42,7 +40,7 @@ def _plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
         return False
 
 
-def _decode_jpeg_cpu(data: bytes) -> torch.Tensor:
+def decode_jpeg_cpu(data: bytes) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_jpeg
 
     with warnings.catch_warnings():
@@ -50,11 +48,11 @@ def _decode_jpeg_cpu(data: bytes) -> torch.Tensor:
         return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
 
 
-def _check_shape(img: torch.Tensor) -> bool:
+def check_shape(img: torch.Tensor) -> bool:
     return img.ndim == 3 and img.shape[0] == 3 and min(img.shape[1:]) >= 8
 
 
-class _ChunkSource(torch.utils.data.Dataset):
+class ChunkSource(torch.utils.data.Dataset):
     """Item ``c`` = chunk ``c`` of the manifest, read, hashed, probed against the cache and decoded."""
 
     def __init__(self, paths, frames, chunk_size: int, stage_ids: tuple[str, str, str], cache_path, gpu_jpeg: bool,
@@ -65,30 +63,12 @@ class _ChunkSource(torch.utils.data.Dataset):
         self.chunk_size = int(chunk_size)
         self.stage_ids = stage_ids
         self.cache_path = str(cache_path) if cache_path else None
+        self.store = StoreReader(self.cache_path)
         self.gpu_jpeg = gpu_jpeg
         self.read = read_bytes if read is None else read  # the engine passes its own (patchable) reference
-        self._db = None
-        self._pid = None
 
     def __len__(self) -> int:
         return (len(self.paths) + self.chunk_size - 1) // self.chunk_size
-
-    def _probe(self, keys: list[str]) -> dict[str, np.ndarray]:
-        if not self.cache_path or not keys or not os.path.exists(self.cache_path):
-            return {}
-        if self._db is None or self._pid != os.getpid():
-            self._db = sqlite3.connect(f"file:{self.cache_path}?mode=ro", uri=True, timeout=60)
-            self._pid = os.getpid()
-        out = {}
-        try:
-            for s in range(0, len(keys), 500):
-                chunk = keys[s:s + 500]
-                q = f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
-                for k, v in self._db.execute(q, chunk):
-                    out[k] = np.load(io.BytesIO(v), allow_pickle=False)
-        except sqlite3.Error:  # no table yet, locked, ...: decode everything; the main process decides
-            return {}
-        return out
 
     def __getitem__(self, c: int) -> dict:
         idx = list(range(c * self.chunk_size, min(len(self.paths), (c + 1) * self.chunk_size)))
@@ -115,7 +95,7 @@ class _ChunkSource(torch.utils.data.Dataset):
                 blobs[i], hashes[i] = got
         keys = {i: (cache_key(h, self.frames[i], det_id), cache_key(h, self.frames[i], det_id, emb_id),
                     cache_key(h, self.frames[i], det_id, pad_id)) for i, h in hashes.items()}
-        hit = self._probe([k for ks in keys.values() for k in ks])
+        hit = self.store.get_many([k for ks in keys.values() for k in ks])
         groups: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
         jpeg_idx, jpeg_blobs = [], []
         dec_err: dict[int, tuple[str, str]] = {}  # row -> (code, reason)
@@ -128,16 +108,16 @@ class _ChunkSource(torch.utils.data.Dataset):
                 continue  # nothing left to compute for this sample
             try:
                 img = None
-                if self.frames[i] < 0 and _plain_jpeg(data, self.max_pixels):
+                if self.frames[i] < 0 and plain_jpeg(data, self.max_pixels):
                     if self.gpu_jpeg:
                         jpeg_idx.append(i)
                         jpeg_blobs.append(data)
                         continue
                     try:
-                        img = _decode_jpeg_cpu(data)
+                        img = decode_jpeg_cpu(data)
                     except RuntimeError:
                         img = None  # fall back to Pillow, which names the problem
-                    if img is not None and not _check_shape(img):
+                    if img is not None and not check_shape(img):
                         img = None
                 if img is None:
                     note: list[str] = []
@@ -163,11 +143,11 @@ class _ChunkSource(torch.utils.data.Dataset):
         return out
 
 
-def _identity(x):
+def collate_identity(x):
     return x
 
 
-def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: dict, max_pixels=None) -> None:
+def gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: dict, max_pixels=None) -> None:
     """nvjpeg batch decode of the chunk's plain JPEGs; a batch failure falls back to one-by-one, then to Pillow."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -186,7 +166,7 @@ def _gpu_decode(chunk: dict, paths: list[str], dev: torch.device, add, dec_err: 
                 except RuntimeError:
                     decoded.append(None)
     for i, b, img in zip(idx, blobs, decoded):
-        if img is None or not _check_shape(img):
+        if img is None or not check_shape(img):
             try:  # what the simple engine does, error message included
                 arr = decode_image(b.numpy().tobytes(), paths[i], max_pixels=max_pixels)
                 img = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(dev)
