@@ -4,7 +4,7 @@ Everything else about the distribution is declared in ``pyproject.toml``; only w
 lives here: the package list (every ``harness*`` package on disk, plus ``harness.conf`` and its config groups
 mapped from ``conf/``) and a clean ``build/lib`` before each build, so a module deleted from the source never
 rides along in a wheel from an old build. ``conf/`` itself stays at the top of the repository: the checkout and
-the editable install read it in place, an installed wheel reads its copy (:func:`harness.__main__.conf_dir`).
+the editable install read it in place, an installed wheel reads its copy (:func:`harness.paths.conf_dir`).
 A new config group under ``conf/`` or a new ``harness`` subpackage is picked up with no change here.
 """
 
