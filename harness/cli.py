@@ -57,15 +57,9 @@ def cmd_export(a) -> int:
     return 0
 
 
-def _fmt_rate(r: dict | None) -> str:
-    if not r:
-        return "n/a"
-    n = r.get("n_subjects")
-    people = "" if n is None else f", {n} {'person' if n == 1 else 'people'}"
-    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{people}"
-
-
 def _describe(doc: dict) -> str:
+    from harness.rate_text import rate_text
+
     th, pol, ev = doc["thresholds"], doc["policy"], doc["expected_rates_on_eval"]
     lines = [f"operating point {doc['content_sha256'][:16]}  policy={pol['name']}  selected on {th['selected_on']}"
              + ("  (EVALUATION DATA)" if th["selected_on_eval_data"] else "")
@@ -78,10 +72,10 @@ def _describe(doc: dict) -> str:
                          "review otherwise")
     part = ev["partition"]
     v, p, s = ev.get("verif", {}), ev.get("pad", {}), ev.get("system", {})
-    lines.append(f"  {part}: FMR {_fmt_rate(v.get('fmr'))}  FNMR {_fmt_rate(v.get('fnmr'))}")
-    lines.append(f"  {part}: APCER_max {_fmt_rate(p.get('apcer_max'))} ({p.get('apcer_max_species')})  BPCER "
-                 f"{_fmt_rate(p.get('bpcer'))}")
-    lines.append(f"  {part}: IAPAR {_fmt_rate(s.get('iapar'))}  genuine rejection {_fmt_rate(s.get('genuine_rejection'))}")
+    lines.append(f"  {part}: FMR {rate_text(v.get('fmr'))}  FNMR {rate_text(v.get('fnmr'))}")
+    lines.append(f"  {part}: APCER_max {rate_text(p.get('apcer_max'))} ({p.get('apcer_max_species')})  BPCER "
+                 f"{rate_text(p.get('bpcer'))}")
+    lines.append(f"  {part}: IAPAR {rate_text(s.get('iapar'))}  genuine rejection {rate_text(s.get('genuine_rejection'))}")
     for kind, d in (ev.get("decisions") or {}).items():
         lines.append(f"  {part} {kind}: " + ", ".join(f"{o} {d[o]['k']}/{d[o]['n']}" for o in ("accept", "review", "reject")))
     for st in doc["standards"]:

@@ -6,15 +6,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from harness.rate_text import rate_text
+
 log = logging.getLogger("harness")
-
-
-def _fmt(r: dict | None) -> str:
-    if not r:
-        return "n/a"
-    n = r.get("n_subjects")
-    people = "" if n is None else f", {n} {'person' if n == 1 else 'people'}"
-    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{people}"
 
 
 def to_log_files(text: str) -> None:
@@ -39,22 +33,22 @@ def summary_text(s: dict, out_dir: Path) -> str:
     v = m["verif"]
     if "eer" in v:
         e = v["eer"]
-        lines.append(f"eval EER {100 * e['value']:.2f}% at t={e['threshold']:.4g}  (FMR {_fmt(e['fmr'])}, FNMR {_fmt(e['fnmr'])})")
+        lines.append(f"eval EER {100 * e['value']:.2f}% at t={e['threshold']:.4g}  (FMR {rate_text(e['fmr'])}, FNMR {rate_text(e['fnmr'])})")
         f1 = v["fnmr_at_fmr"].get("fmr_1e-2", {})
-        lines.append(f"eval FNMR@FMR=1%: {_fmt(f1.get('fnmr')) if f1.get('measurable', True) else 'not measurable'}")
+        lines.append(f"eval FNMR@FMR=1%: {rate_text(f1.get('fnmr')) if f1.get('measurable', True) else 'not measurable'}")
     lines.append("intervals: people-aware 95% (people, not frames, are the independent units); 'N people' = distinct "
                  "people behind the rate")
     lines.append(f"thresholds (chosen on {op['selected_on']}): t_match={op['t_match']}, t_pad={op['t_pad']}")
     if "at_operating_point" in v:
         o = v["at_operating_point"]
-        lines.append(f"eval at t_match: FMR {_fmt(o['fmr'])}, "
-                     f"FNMR {_fmt(o['fnmr'])}")
+        lines.append(f"eval at t_match: FMR {rate_text(o['fmr'])}, "
+                     f"FNMR {rate_text(o['fnmr'])}")
     p = m["pad"].get("at_operating_point")
     if p:
-        lines.append(f"eval at t_pad: APCER_max ({p['apcer_max_species']}) {_fmt(p['apcer_max'])}"
-                     f", BPCER {_fmt(p['bpcer'])}")
+        lines.append(f"eval at t_pad: APCER_max ({p['apcer_max_species']}) {rate_text(p['apcer_max'])}"
+                     f", BPCER {rate_text(p['bpcer'])}")
     if "iapar" in m["system"]:
-        lines.append(f"eval IAPAR {_fmt(m['system']['iapar'])}")
+        lines.append(f"eval IAPAR {rate_text(m['system']['iapar'])}")
     for n in op["notes"]:
         lines.append(f"note: {n}")
     return "\n".join(lines)

@@ -174,7 +174,8 @@ def _score(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad, dev
 
 
 def _run_figures(cfg: DictConfig, out_dir: Path, tr, op: dict, report_on: str, emb_name: str, pad_name: str) -> None:
-    """roc.png / det.png and the two score histograms of the report partition."""
+    """The two score histograms of the report partition, and roc.png / det.png when no report is written (the report
+    writes its own ROC / DET as those files: one rendering, the same bytes in the run and in MLflow)."""
     from harness.report.committee import op_points
 
     te = tr.trials[tr.trials["partition"] == report_on]
@@ -183,8 +184,9 @@ def _run_figures(cfg: DictConfig, out_dir: Path, tr, op: dict, report_on: str, e
     imp = te.loc[te["kind"] == "impostor", "match_score"].to_numpy()
     bona = pe.loc[pe["label"] == "bona_fide", "pad_score"].to_numpy()
     att = pe.loc[pe["label"] == "attack", "pad_score"].to_numpy()
-    roc_det_plots({"verification": (imp, gen), "PAD": (att, bona)}, out_dir, f"{cfg.run_name} ({report_on})",
-                  points=op_points({"operating_point": op}, tr.trials, tr.probes, report_on))
+    if not OmegaConf.select(cfg, "report.enabled", default=True):  # else report.html writes the same roc/det bytes
+        roc_det_plots({"verification": (imp, gen), "PAD": (att, bona)}, out_dir, f"{cfg.run_name} ({report_on})",
+                      points=op_points({"operating_point": op}, tr.trials, tr.probes, report_on))
     groups = {"genuine": gen, "zero-effort impostor": imp}
     for sp, g in te[te["kind"] == "attack"].groupby("species"):
         groups[f"attack: {sp}"] = g["match_score"].to_numpy()

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.jsonsafe import json_default
+from harness.rate_text import rate_text
 
 from . import html as H
 from .committee import alternatives_section, op_points, score_meaning_section, tradeoff_section
@@ -41,15 +42,6 @@ CONDITIONS_FILE = "conditions.csv"
 #: every figure the report carries (``<img data-figure=...>``), in page order
 FIGURES = ("tradeoff-match", "tradeoff-pad", "roc", "det", "hist-match", "hist-pad", "apcer-species", "expected-cost", "calibration", "conditions")
 DEFAULT_OPTIONS: dict[str, Any] = {"enabled": True, "gallery_k": 4, "gallery_blur": 0.0}
-
-
-def _pct(r: dict | None) -> str:
-    """k/n = value [people-aware 95% interval], N people (every rate the report shows carries its people)."""
-    if not r or r.get("k") is None:
-        return "n/a"
-    people = r.get("n_subjects")
-    who = f", {people} {'person' if people == 1 else 'people'}" if people is not None else ""
-    return f"{r['k']}/{r['n']} = {100 * r['value']:.2f}% [{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]{who}"
 
 
 def _thr(x: Any) -> str:
@@ -87,13 +79,13 @@ def _summary_section(s: dict, part: str) -> str:
                                       + ", PAD " + _thr((bands.get("pad") or {}).get("reject_below"))) if op.get("review_band") else "no"),
                 ("targets supported by the data", H.badge("pass" if op.get("supported") else "insufficient evidence")
                  .replace(">pass<", ">yes<").replace(">insufficient evidence<", ">no<"))])
-    rates = H.dl([("FMR", H.esc(_pct(vo.get("fmr")))), ("FNMR", H.esc(_pct(vo.get("fnmr")))),
-                  ("APCER_max", H.esc(_pct(po.get("apcer_max")) + (f" ({po.get('apcer_max_species')})" if po else ""))),
-                  ("BPCER", H.esc(_pct(po.get("bpcer")))), ("IAPAR (system)", H.esc(_pct(sy.get("iapar")))),
-                  ("genuine rejection (system)", H.esc(_pct(sy.get("genuine_rejection")))),
-                  ("EER", H.esc(f"{100 * v['eer']['value']:.2f}% (FMR {_pct(v['eer'].get('fmr'))}; FNMR "
-                                f"{_pct(v['eer'].get('fnmr'))})" if v.get("eer") else "n/a")),
-                  ("FTA (bona fide probes)", H.esc(_pct(v.get("fta"))))])
+    rates = H.dl([("FMR", H.esc(rate_text(vo.get("fmr")))), ("FNMR", H.esc(rate_text(vo.get("fnmr")))),
+                  ("APCER_max", H.esc(rate_text(po.get("apcer_max")) + (f" ({po.get('apcer_max_species')})" if po else ""))),
+                  ("BPCER", H.esc(rate_text(po.get("bpcer")))), ("IAPAR (system)", H.esc(rate_text(sy.get("iapar")))),
+                  ("genuine rejection (system)", H.esc(rate_text(sy.get("genuine_rejection")))),
+                  ("EER", H.esc(f"{100 * v['eer']['value']:.2f}% (FMR {rate_text(v['eer'].get('fmr'))}; FNMR "
+                                f"{rate_text(v['eer'].get('fnmr'))})" if v.get("eer") else "n/a")),
+                  ("FTA (bona fide probes)", H.esc(rate_text(v.get("fta"))))])
     notes = "".join(f"<li>{H.esc(n)}</li>" for n in op.get("notes") or [])
     return (f'<section id="summary"><h2>Details</h2><div class="cards">'
             f'<div class="card"><h3>Dataset</h3>{dataset}</div><div class="card"><h3>Models</h3>{models}</div>'
@@ -118,7 +110,7 @@ def _plateau_section(s: dict) -> str:
             for end, r in ends.items():
                 rows.append({"threshold": f"t_{axis}", "partition": part, "point": end.replace("_", " "),
                              "value": _thr(r.get("threshold")),
-                             **{k.upper(): _pct(r.get(k)) for k in keys}, "IAPAR": _pct(r.get("iapar"))})
+                             **{k.upper(): rate_text(r.get(k)) for k in keys}, "IAPAR": rate_text(r.get("iapar"))})
     if not rows:
         return ""
     info = "; ".join(f"t_{ax}: {H.esc(pl[ax]['rule'])}, float32-safe {'yes' if pl[ax]['float32_safe'] else 'NO'}"
@@ -367,10 +359,10 @@ def _accounting_section(s: dict) -> str:
     """Failures to acquire and rejected samples."""
     a = s["accounting"]
     acc = pd.DataFrame([{"stage": k, "count": v} for k, v in a.items()])
-    fta_rows = [{"partition": p_, "FTA (bona fide probes)": _pct((s["metrics"].get(p_, {}).get("verif") or {}).get("fta")),
-                 "PAD non-response (bona fide)": _pct(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
+    fta_rows = [{"partition": p_, "FTA (bona fide probes)": rate_text((s["metrics"].get(p_, {}).get("verif") or {}).get("fta")),
+                 "PAD non-response (bona fide)": rate_text(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
                                                       or {}).get("bona_fide")),
-                 "PAD non-response (attacks)": _pct(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
+                 "PAD non-response (attacks)": rate_text(((s["metrics"].get(p_, {}).get("pad") or {}).get("non_response")
                                                      or {}).get("attack"))}
                 for p_ in s["metrics"]]
     rej = pd.DataFrame(s.get("rejected_samples") or [], columns=["sample_id", "code", "reason"])
