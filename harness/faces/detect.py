@@ -31,7 +31,15 @@ from harness.registry import Registry
 #: ``detector.name -> Detector class / factory (**config, batch_size, device)``; MTCNN registers below
 DETECTORS = Registry("detector", config_key="detector.name", scan=("harness.faces", "@register_detector("))
 
-__all__ = ["Detection", "Detector", "DETECTORS", "MTCNNDetector", "register_detector", "build_detector",
+#: Columns of a detection row (:meth:`Detection.to_array`, the score store's value and ``ScoreTable.detections``):
+#: box x1, y1, x2, y2 (pixels), the detector's probability, the faces found, five (x, y) landmarks.
+BOX = slice(0, 4)
+PROB = 4
+N_FACES = 5
+LANDMARKS = slice(6, 16)
+ROW_WIDTH = 16
+
+__all__ = ["Detection", "Detector", "BOX", "PROB", "N_FACES", "LANDMARKS", "ROW_WIDTH", "DETECTORS", "MTCNNDetector", "register_detector", "build_detector",
            "config_id"]
 
 
@@ -48,7 +56,8 @@ class Detection:
     @staticmethod
     def from_array(a: np.ndarray) -> "Detection":
         a = np.asarray(a, dtype=np.float64)
-        return Detection(box=a[:4].copy(), prob=float(a[4]), n_faces=int(a[5]), landmarks=a[6:16].reshape(5, 2).copy())
+        return Detection(box=a[BOX].copy(), prob=float(a[PROB]), n_faces=int(a[N_FACES]),
+                         landmarks=a[LANDMARKS].reshape(5, 2).copy())
 
 
 def register_detector(name: str):

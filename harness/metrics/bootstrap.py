@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy import sparse
-from scipy import stats
 
-from ._checks import as_labels, as_scores, check_threshold, to_numpy
+from ._checks import as_labels, to_numpy
 
 __all__ = ["BootstrapInterval", "pair_bootstrap_rate", "subject_bootstrap", "subject_multiplicities"]
 

@@ -26,6 +26,7 @@ __all__ = [
     "rates_at",
     "threshold_for_fmr",
     "threshold_for_fnmr",
+    "max_errors_point",
     "roc_counts",
     "roc",
     "det",
@@ -48,8 +49,9 @@ def _pair(negatives: Any, positives: Any) -> tuple[np.ndarray, np.ndarray]:
     return neg.astype(dt, copy=False), pos.astype(dt, copy=False)
 
 
-def _max_count(target: float, n: int) -> int:
-    """Largest ``k`` with ``k / n <= target`` (computed so that float rounding of ``target * n`` cannot bite)."""
+def max_errors_point(n: int, target: float) -> int:
+    """Largest ``k`` with ``k / n <= target`` (the point-estimate rule; float rounding of ``target * n`` cannot
+    bite)."""
     k = min(n, max(0, math.floor(target * n)))
     while k < n and (k + 1) / n <= target:
         k += 1
@@ -138,7 +140,7 @@ def threshold_for_fmr(negatives: Any, target: float, alpha: float = 0.05) -> Thr
     neg = as_scores(negatives, "negatives")
     tgt = check_probability(target, "target FMR")
     n = neg.size
-    k = _max_count(tgt, n)
+    k = max_errors_point(n, tgt)
     if k >= n:
         thr = -math.inf
         note = f"target FMR {tgt:g} >= 1: every threshold meets it; -inf accepts everything"
@@ -170,7 +172,7 @@ def threshold_for_fnmr(positives: Any, target: float, alpha: float = 0.05) -> Th
     pos = as_scores(positives, "positives")
     tgt = check_probability(target, "target FNMR")
     n = pos.size
-    k = _max_count(tgt, n)
+    k = max_errors_point(n, tgt)
     if k >= n:
         return ThresholdChoice(math.inf, rate(n, n, alpha), tgt, True, f"target FNMR {tgt:g} >= 1: +inf rejects all")
     v = np.partition(pos, k)[k]

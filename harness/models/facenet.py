@@ -38,8 +38,7 @@ import torch
 
 from harness.models.base import Embedder
 from harness.models.registry import check_options, register_embedder
-from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file
-from harness.paths import DataMissingError
+from harness.models.weights import WeightFile, WeightsError, weights_file
 
 RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
 _PROV = (
@@ -160,18 +159,7 @@ class FaceNet(Embedder):
 
 
 def _weights(which: str, weights_path: str | os.PathLike | None, offline: bool | None) -> tuple[Path, str]:
-    spec = WEIGHTS[which]
-    if weights_path is not None:
-        p = Path(weights_path).expanduser()
-        if not p.is_file():
-            raise DataMissingError(f"{spec.name}: weights_path {p} does not exist")
-        return p, sha256_file(p)
-    if not spec.sha256:
-        raise DataMissingError(
-            f"{spec.name}: no sha256 is pinned for {spec.member}, so it is not fetched automatically. Download it, "
-            "check it yourself and pass weights_path=<file> (a plain state_dict; loaded with weights_only=True)."
-        )
-    return fetch(spec, offline=offline), spec.sha256
+    return weights_file(WEIGHTS[which], weights_path, offline)
 
 
 def _build(which: str, device, weights_path, margin: float, offline: bool | None, kw: dict) -> FaceNet:

@@ -45,7 +45,7 @@ from torch import nn
 
 from harness.models.base import PADModel
 from harness.models.registry import check_options, register_pad
-from harness.models.weights import WeightFile, fetch, sha256_file
+from harness.models.weights import WeightFile, weights_file
 
 SOURCE = "minivision-ai/Silent-Face-Anti-Spoofing @ b6d5f04ad78778917853b25c778acef6d5626d15"
 
@@ -338,13 +338,13 @@ class MiniFASNetPAD(PADModel):
             raise ValueError(f"pad.box_mapping must be one of {sorted(BOX_MAPPINGS)}, got {box_mapping!r}")
         self.box_mapping = box_mapping
         spec = WEIGHTS[arch]
-        path = Path(weights_path) if weights_path is not None else fetch(spec)
+        path, sha = weights_file(spec, weights_path)
         self.arch = arch
         self.name = spec.name
         self.scale = CROP_SCALE[arch]
         self.net = MiniFASNet(arch)
         self.net.load_state_dict(load_state_dict(path), strict=True)
-        self.weights_sha256 = sha256_file(path)
+        self.weights_sha256 = sha
         self.preprocessing = (
             f"{arch}: box (x1,y1,x2,y2) -> [int(x1), int(y1), int(x2-x1+1), int(y2-y1+1)] (reference RetinaFace "
             f"l,t,r,b convention); CropImage._get_new_box scale=min((H-1)/h,(W-1)/w,{self.scale}), centred, "

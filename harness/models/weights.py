@@ -207,3 +207,24 @@ def fetch(spec: WeightFile, cache_dir: str | os.PathLike | None = None, offline:
         tmp.write(data)
     os.replace(tmp.name, target)
     return target
+
+
+def weights_file(spec: WeightFile, weights_path: str | os.PathLike | None = None,
+                 offline: bool | None = None) -> tuple[Path, str]:
+    """``(path, sha256)`` of the weights a model loads: the user's ``weights_path`` (a local file, identified by
+    its own sha256; nothing is assumed about it), else the declared file, fetched and verified by :func:`fetch`.
+
+    The one place a ``weights_path`` option is resolved; a missing file raises :class:`DataMissingError` naming the
+    model and the path.
+    """
+    if weights_path is not None:
+        p = Path(weights_path).expanduser()
+        if not p.is_file():
+            raise DataMissingError(f"{spec.name}: weights_path {p} does not exist (a weight file is expected)")
+        return p, sha256_file(p)
+    if not spec.sha256:
+        raise DataMissingError(
+            f"{spec.name}: no sha256 is pinned for {spec.member}, so it is not fetched automatically. Download it "
+            f"from {spec.where()}, check it yourself and pass weights_path=<file>."
+        )
+    return fetch(spec, offline=offline), spec.sha256

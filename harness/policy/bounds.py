@@ -26,6 +26,7 @@ import numpy as np
 from harness.metrics.clustered import ASSUMED_ICC, assumed_icc, clustered_rate, subjects_needed, upper_bound_path
 from harness.metrics.intervals import clopper_pearson
 from harness.metrics.pad import worst_species
+from harness.metrics.verification import max_errors_point
 
 __all__ = ["alpha_of", "upper_bound", "max_errors_within", "max_errors_point", "min_n_for_zero_errors",
            "threshold_on_bound", "pad_threshold_on_bound", "check_target", "ASSUMED_ICC"]
@@ -192,13 +193,3 @@ def pad_threshold_on_bound(bona: Any, attack_scores: Any, species: Any, target: 
         "supported": not unsupported,
         "note": note,
     }
-
-
-def max_errors_point(n: int, target: float) -> int:
-    """Largest ``k`` with ``k / n <= target`` (the point-estimate rule), robust to float rounding."""
-    k = min(n, max(0, math.floor(target * n)))
-    while k < n and (k + 1) / n <= target:
-        k += 1
-    while k > 0 and k / n > target:
-        k -= 1
-    return k

@@ -28,15 +28,20 @@ __all__ = ["RULE_TEXT", "match_on_target", "pad_on_target", "target_rates"]
 RULE_TEXT = "loosest threshold whose people-aware one-sided upper confidence bound is <= target"
 
 
+def rule_options(pol: dict, rate: str) -> tuple[float, float, str, int]:
+    """(target, confidence, rule, min_subjects) for ``rate`` ``fmr`` (``target_fmr``, ``fmr_rule``; default 1%)
+    or ``apcer`` (``target_apcer``, ``apcer_rule``; default 5%), with the policy defaults of conf/policy_common."""
+    default = {"fmr": 0.01, "apcer": 0.05}[rate]
+    target = check_target(pol.get(f"target_{rate}", default), f"target_{rate}")
+    return target, float(pol.get("confidence", 0.95)), pol.get(f"{rate}_rule", "upper_bound"), min_subjects_of(pol)
+
+
 def match_on_target(ss: ScoreSets, pol: dict) -> tuple[float | None, bool, dict, list[str]]:
     """(t_match, supported, selection dict, notes) for ``target_fmr`` under ``fmr_rule``; the threshold is already
     moved to the non-dominated end of its FNMR plateau (:func:`harness.policy.refine.non_dominated_1d`)."""
     if not ss.imp_m.size:
         return None, False, {}, [f"match: no impostor trials in the {ss.partition} partition; no match threshold chosen"]
-    target = check_target(pol.get("target_fmr", 0.01), "target_fmr")
-    conf = float(pol.get("confidence", 0.95))
-    rule = pol.get("fmr_rule", "upper_bound")
-    min_subj = min_subjects_of(pol)
+    target, conf, rule, min_subj = rule_options(pol, "fmr")
     notes: list[str] = []
     if rule == "upper_bound":
         r = threshold_on_bound(ss.imp_m, target, conf, what="FMR", noun="impostor trials", subjects=ss.imp_subj,
@@ -72,10 +77,7 @@ def pad_on_target(ss: ScoreSets, pol: dict) -> tuple[float | None, bool, dict, l
     if not (ss.bona_pad.size and ss.att_pad.size):
         return None, False, {}, [f"pad: the {ss.partition} partition lacks bona fide or attack presentations; no PAD "
                                  "threshold chosen"]
-    target = check_target(pol.get("target_apcer", 0.05), "target_apcer")
-    conf = float(pol.get("confidence", 0.95))
-    rule = pol.get("apcer_rule", "upper_bound")
-    min_subj = min_subjects_of(pol)
+    target, conf, rule, min_subj = rule_options(pol, "apcer")
     notes: list[str] = []
     if rule == "point":
         r = bpcer_at_apcer(ss.bona_pad, ss.att_pad, ss.att_pad_species, target, alpha_of(conf))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from harness.faces.align import warp_to_template
+from harness.faces.detect import BOX, LANDMARKS
 from harness.faces.warp import align_batch, crop_resize_batch, crop_resize_fixed, similarity_batch, to_uint8
 from harness.scoring.backoff import BackOff
 
@@ -51,7 +52,7 @@ def aligned_crops(todo, where, imgs, det_arr, embedder) -> torch.Tensor:
     on the CPU OpenCV's ``warpAffine`` per face (the simple engine's call: faster there than a float warp of
     whole frames, and bit-exact)."""
     h, w = embedder.crop_size
-    lm = det_arr[todo, 6:16].reshape(-1, 5, 2)
+    lm = det_arr[todo, LANDMARKS].reshape(-1, 5, 2)
     dev = next(iter(imgs.values())).device
     if dev.type == "cpu":
         chips = [warp_to_template(np.ascontiguousarray(imgs[where[i][0]][where[i][1]].permute(1, 2, 0).numpy()),
@@ -77,7 +78,7 @@ def _device_regions(todo, where, det_arr, pad, w: int):
     cpu_side: list[int] = []
     for k, i in enumerate(todo):
         hw = where[i][0]
-        regions = pad.crop_regions(hw, det_arr[i, :4])
+        regions = pad.crop_regions(hw, det_arr[i, BOX])
         ok = regions is not None and len(regions) > 0 and w % len(regions) == 0 and all(
             0 <= x1 <= x2 <= hw[1] - 1 and 0 <= y1 <= y2 <= hw[0] - 1 for x1, y1, x2, y2 in regions)
         if ok:
@@ -107,5 +108,5 @@ def pad_crops(todo, where, imgs, det_arr, pad, exact: bool = True) -> torch.Tens
     for k in cpu_side:
         hw, r = where[todo[k]]
         frame = imgs[hw][r].permute(1, 2, 0).cpu().numpy()
-        out[k] = torch.from_numpy(np.ascontiguousarray(pad.crop(frame, det_arr[todo[k], :4]))).permute(2, 0, 1).to(dev)
+        out[k] = torch.from_numpy(np.ascontiguousarray(pad.crop(frame, det_arr[todo[k], BOX]))).permute(2, 0, 1).to(dev)
     return out

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from harness.faces.decode import DEFAULT_MAX_PIXELS
+from harness.faces.detect import BOX, N_FACES, PROB, ROW_WIDTH
 from harness.scoring.store import cache_key, model_stage_id
 
 STATUSES = ("scored", "fta", "rejected")
-FTA_MARKER = np.full(16, np.nan)  # cached detection value for "no face"
+FTA_MARKER = np.full(ROW_WIDTH, np.nan)  # cached detection value for "no face"
 
 
 @dataclass
@@ -62,7 +63,7 @@ def apply_detections(live, k_det, hit, status, reason, det_arr) -> list[int]:
         if status[i] == "rejected":
             continue
         det_arr[i] = hit[k_det[i]]
-        if np.isnan(det_arr[i, 0]):
+        if np.isnan(det_arr[i, PROB]):
             status[i], reason[i] = "fta", "no face detected"
     return [i for i in live if status[i] == "scored"]
 
@@ -91,12 +92,12 @@ def finish_table(manifest, status, reason, det_arr, pad_score, emb, stats, code=
         elif status[i] != "rejected":
             code[i] = ""
     out["status"], out["code"], out["reason"] = status, code, reason
-    out["det_prob"], out["n_faces"] = det_arr[:, 4], det_arr[:, 5]
-    faces = pd.array(np.where(np.isnan(det_arr[:, 5]), 0, det_arr[:, 5]).astype(np.int64), dtype="Int64")
+    out["det_prob"], out["n_faces"] = det_arr[:, PROB], det_arr[:, N_FACES]
+    faces = pd.array(np.where(np.isnan(det_arr[:, N_FACES]), 0, det_arr[:, N_FACES]).astype(np.int64), dtype="Int64")
     faces[np.asarray(status == "rejected")] = pd.NA
     out["faces"] = faces
-    for j, c in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
-        out[c] = det_arr[:, j]
+    for c, col in zip(("box_x1", "box_y1", "box_x2", "box_y2"), det_arr[:, BOX].T):
+        out[c] = col
     out["pad_score"] = pad_score
     out["decode_note"] = [""] * n if notes is None else [notes.get(i, "") for i in range(n)]
     return ScoreTable(samples=out, embeddings=emb, stats=stats, detections=det_arr.copy())
@@ -123,7 +124,7 @@ class Ledger:
         self.reason = np.array([""] * n, dtype=object)
         self.code = np.array([""] * n, dtype=object)
         self.notes: dict[int, str] = {}
-        self.det = np.full((n, 16), np.nan)
+        self.det = np.full((n, ROW_WIDTH), np.nan)
         self.pad_score = np.full(n, np.nan)
         self.emb = np.full((n, dim), np.nan, dtype=np.float32)
         self.stats = {f"{stage}_{k}": 0 for stage in ("detect", "embed", "pad") for k in ("computed", "cached")}

@@ -84,3 +84,34 @@ def test_every_zoo_weight_is_declared_with_sha256_licence_and_provenance():
     for s in (onnx_models.FEATURE_WEIGHTS, onnx_models.LIVENESS_WEIGHTS):
         assert len(s.extra["batch_dynamic_sha256"]) == 64
     assert facenet.WEIGHTS["casia-webface"].sha256 == ""  # deliberately unpinned, see harness/models/facenet.py
+
+
+@pytest.mark.parametrize("kind,name", [("embedder", "facenet_vggface2"), ("embedder", "faceplugin_feature"),
+                                       ("embedder", "expo_mobilefacenet"), ("pad", "minifasnet_v2"),
+                                       ("pad", "faceplugin_liveness"), ("pad", "expo_face_antispoofing")])
+def test_a_missing_weights_path_is_one_error_for_every_model_family(tmp_path, kind, name):
+    """``weights_path`` is resolved in one place (:func:`harness.models.weights.weights_file`): every family
+    raises the same DataMissingError naming the model and the path (onnx raised FileNotFoundError with other words,
+    tflite and minifasnet a bare open() error)."""
+    from harness.models.registry import build_embedder, build_pad
+
+    missing = tmp_path / "nowhere" / "w.bin"
+    build = build_embedder if kind == "embedder" else build_pad
+    with pytest.raises(DataMissingError, match=r"weights_path .*nowhere.w\.bin does not exist"):
+        build(name, device="cpu", weights_path=str(missing))
+
+
+def test_weights_file_identifies_a_local_file_by_its_own_sha256(tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(PAYLOAD)
+    assert W.weights_file(_spec("npm", "x", BAD), f) == (f, GOOD)
+
+
+def test_no_model_module_resolves_weights_path_by_hand():
+    import pathlib
+    import re
+
+    root = pathlib.Path(W.__file__).parent
+    offenders = [p.name for p in root.glob("*.py")
+                 if p.name != "weights.py" and re.search(r"Path\(weights_path\)", p.read_text())]
+    assert not offenders, f"weights_path resolved outside harness.models.weights.weights_file: {offenders}"
