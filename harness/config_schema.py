@@ -32,7 +32,9 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config_tables import (PLUGIN, Check, ConfigError, did_you_mean, GROUPS, TOP, RUNTIME, DETECTOR,
+from harness.config_session import FLOW, PRESENTATION
+from harness.config_tables import (PLUGIN, Check, ConfigError, did_you_mean, GROUPS, TOP,
+                                   RUNTIME, DETECTOR,
                                    DATASET, DATASET_REQUIRED_HINT, MODEL, PROTOCOL, PROTOCOL_REQUIRED, ENROL,
                                    POLICY_COMMON, POLICY_KEYS, TRACKING, REPORT, STANDARD, CRITERION, check_table,
                                    declared_keys, standards_names, unknown_key, anything)
@@ -222,6 +224,8 @@ def check_config(cfg: DictConfig | Mapping) -> dict:
                 raise ConfigError(f"tracking.{key} must be set when tracking.enabled is true (or use tracking=none)")
     check_table("runtime", data["runtime"], RUNTIME, "runtime")
     check_table("report", data["report"], REPORT, "report")
+    check_table("presentation", data["presentation"], PRESENTATION, "presentation")
+    check_table("flow", data["flow"], FLOW, "flow")
     return data
 
 

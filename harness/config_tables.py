@@ -130,7 +130,7 @@ def _frames(key: str, v: Any) -> None:
     try:
         FrameSampling.parse(v)
     except (ValueError, TypeError) as e:
-        msg = str(e)  # FrameSampling's messages name dataset.frames[.mode|.n|.k|.max_frames] already
+        msg = str(e)  # FrameSampling's messages name dataset.frames[.mode|.n|.k|.t|.max_frames] already
         raise ConfigError(msg if msg.startswith("dataset.frames") else f"{key}: {msg}") from None
 
 
@@ -196,7 +196,8 @@ _did_you_mean, _unknown, _check_table = did_you_mean, unknown_key, check_table  
 # ---------------------------------------------------------------------------------------------------- the tables
 
 #: the config groups (top-level mappings); ``standards`` is optional (``+standards=<preset>``)
-GROUPS = ("dataset", "detector", "embedder", "pad", "protocol", "policy", "tracking", "runtime", "report", "standards")
+GROUPS = ("dataset", "detector", "embedder", "pad", "protocol", "policy", "tracking", "runtime", "report", "presentation",
+          "flow", "standards")
 
 TOP: dict[str, Check] = {
     "shared_root": text(),

@@ -49,9 +49,32 @@ def summary_text(s: dict, out_dir: Path) -> str:
                      f", BPCER {rate_text(p['bpcer'])}")
     if "iapar" in m["system"]:
         lines.append(f"eval IAPAR {rate_text(m['system']['iapar'])}")
+    lines += session_lines(s)
     for n in op["notes"]:
         lines.append(f"note: {n}")
     return "\n".join(lines)
+
+
+def session_lines(s: dict) -> list[str]:
+    """The presentation and flow lines of the console summary (none for a run without those blocks)."""
+    pres, flow = s.get("presentations") or {}, s.get("flow") or {}
+    out = []
+    pm = (pres.get("metrics") or {}).get("eval") or {}
+    if pres:
+        c = (pres.get("counts") or {}).get("eval") or {}
+        n = ", ".join(f"{lab} {d.get('presentations')} ({d.get('people')} people)" for lab, d in sorted(c.items()))
+        out.append(f"presentations ({pres.get('grouping')}; PAD {(pres.get('aggregation') or {}).get('rule')} of "
+                   f"frames): eval {n}")
+        po = (pm.get("pad") or {}).get("at_operating_point") or {}
+        out.append(f"eval per presentation: APCER_max {rate_text(po.get('apcer_max'))}, BPCER "
+                   f"{rate_text(po.get('bpcer'))}, IAPAR {rate_text((pm.get('system') or {}).get('iapar'))}")
+    for k, g in (flow.get("genuine") or {}).items():
+        if g.get("text"):
+            out.append(f"flow: {g['text']}")
+    for k, a in (flow.get("attack") or {}).items():
+        if (a.get("pooled") or {}).get("text"):
+            out.append(f"flow (attacks): {a['pooled']['text']}")
+    return out
 
 
 def print_summary(s: dict, out_dir: Path) -> None:

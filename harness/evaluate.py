@@ -36,7 +36,11 @@ import pandas as pd
 from harness.metrics.clustered import clustered_rate
 from harness.metrics.pad import worst_species
 
-__all__ = ["Outcome", "people_rate", "evaluate", "FTA_CONVENTION", "rate_at", "min_subjects_note"]
+__all__ = ["Outcome", "people_rate", "evaluate", "check_unit", "UNITS", "FTA_CONVENTION", "rate_at",
+           "min_subjects_note"]
+
+#: what one probe row is (:func:`evaluate`'s ``unit``)
+UNITS = ("frame", "presentation", "attempt")
 
 FTA_CONVENTION = ("system rates fold in failures to acquire (ISO/IEC 19795-1: FRR counts them as rejections, FAR "
                   "in its denominator; ISO/IEC 30107-3: IAPAR counts every attack presentation); matcher-only FMR/FNMR "
@@ -170,20 +174,37 @@ def _decisions(o: dict, bands: dict, confidence: float) -> dict:
     return res
 
 
-def evaluate(trials: pd.DataFrame, probes: pd.DataFrame, part: str, bands: dict, confidence: float = 0.95
-             ) -> tuple[dict[str, Any], dict[str, Any]]:
+def check_unit(probes: pd.DataFrame, unit: str) -> None:
+    """``unit`` names what one probe row is: ``frame`` (a scored sample), ``presentation`` or ``attempt`` (rows
+    pooled by :mod:`harness.presentations`, which carry ``n_frames``); a table of the wrong kind is refused."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {list(UNITS)}, got {unit!r}")
+    if unit != "frame" and len(probes) and "n_frames" not in probes.columns:
+        raise ValueError(f"unit={unit!r} needs pooled probes (harness.presentations.pool: an n_frames column); "
+                         "these are frame rows")
+
+
+def evaluate(trials: pd.DataFrame, probes: pd.DataFrame, part: str, bands: dict, confidence: float = 0.95,
+             unit: str = "frame") -> tuple[dict[str, Any], dict[str, Any]]:
     """Every rate of the operating point ``bands`` (accept thresholds + reject thresholds) on partition ``part``.
 
-    Returns ``(rates, outcomes)``: ``rates`` = ``{"partition", "t_match", "t_pad", "confidence", "counts",
+    ``unit``: what a probe row is (:data:`UNITS`): ``frame`` rows of the scored samples, or ``presentation`` /
+    ``attempt`` rows pooled by :mod:`harness.presentations` (ISO/IEC 30107-3 counts presentations). The rates are
+    computed the same way; the result says which.
+
+    Returns ``(rates, outcomes)``: ``rates`` = ``{"unit", "partition", "t_match", "t_pad", "confidence", "counts",
     "verif": {fmr, fnmr}, "pad": {apcer_per_species, apcer_max, apcer_max_species, bpcer, non_response},
     "system": {iapar, iapar_per_species, zero_effort_fmr, genuine_rejection, fta_convention}, "decisions"}``.
     """
+    check_unit(probes, unit)
     t_match = float(bands["match"]["accept_at_or_above"])
     t_pad = float(bands["pad"]["accept_at_or_above"])
     o = outcomes(trials, probes, part, t_match, t_pad)
     c = confidence
     rates: dict[str, Any] = {"partition": part, "t_match": t_match, "t_pad": t_pad, "confidence": c,
                              "counts": o["_counts"], "verif": {}, "pad": {}, "system": {}, "decisions": {}}
+    if unit != "frame":  # frame-level results keep their shape (and golden values) unchanged
+        rates["unit"] = unit
     v = rates["verif"]
     for key, name in (("fmr", "match_fmr"), ("fnmr", "match_fnmr")):
         r = o[name].rate(c)

@@ -84,6 +84,9 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
     check_thresholds(op, tr.probes)  # no threshold chosen (and not a verification-only dataset): one line, exit 2
     metrics = partition_metrics(tr.trials, tr.probes, op)
+    session = _session(cfg, samples, table.embeddings, protocol, op, policy, embedder.metric)
+    rundir.write_tables(out_dir, scores=scores.assign(**session.frame_columns), presentations=session.trials.probes,
+                        presentation_trials=session.trials.trials)
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
     _run_figures(cfg, out_dir, tr, op, report_on, embedder.name, pad.name)
@@ -102,8 +105,11 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
         "accounting": accounting_block(manifest, table, tr),
         "rejected_samples": samples.loc[samples["status"] == "rejected", ["sample_id", "code", "reason"]].to_dict("records"),
         "operating_point": op,
+        "metrics_unit": "frame",
         "metrics": metrics,
         "unmeasurable": unmeasurable(metrics, op),
+        "presentations": session.presentations,
+        "flow": session.flow,
     })
     from harness.data.registry import capture_conditions
     from harness.report.decision import decision_for_run
@@ -128,6 +134,16 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
         _track_results(cfg, out_dir, tracker, summary, doc, embedder.name, pad.name)
     print(text, flush=True)
     return summary
+
+
+def _session(cfg: DictConfig, samples, embeddings, protocol: dict, op: dict, policy: dict, metric: str):
+    """Per-presentation rates and the retry flow (:func:`harness.session_metrics.session_results`)."""
+    from harness.session_metrics import session_results
+
+    return session_results(samples, embeddings, protocol, op, metric, str(cfg.dataset.name),
+                           OmegaConf.to_container(cfg.presentation, resolve=True) if "presentation" in cfg else None,
+                           OmegaConf.to_container(cfg.flow, resolve=True) if "flow" in cfg else {"enabled": False},
+                           confidence=float(policy.get("confidence", 0.95)))
 
 
 def _runtime_device(rt) -> str:

@@ -19,9 +19,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+try:  # the harness installed
+    from harness.aggregation import AggregationError, check_aggregation
+except ImportError:  # vendored beside aggregation.py
+    from aggregation import AggregationError, check_aggregation  # type: ignore[no-redef]
+
 __all__ = ["OperatingPointRefused", "canonical", "content_sha256", "serialize", "signing_key", "key_id",
            "sign_document", "verify_signature", "verify_document", "MIN_KEY_BYTES", "UNSIGNED_REASON",
-           "MAX_FILE_BYTES", "SUPPORTED_SCHEMA_VERSIONS", "RETIRED_SCHEMA_VERSIONS"]
+           "MAX_FILE_BYTES", "SUPPORTED_SCHEMA_VERSIONS", "RETIRED_SCHEMA_VERSIONS", "TEMPLATES", "ATTEMPTS",
+           "ON_EXHAUSTED", "check_presentation_blocks", "is_number"]
 
 #: shortest HMAC key accepted (NIST SP 800-107: an HMAC key should have at least the security strength wanted)
 MIN_KEY_BYTES = 32
@@ -182,8 +188,17 @@ def serialize(doc: dict) -> str:
 #: the largest operating point file read (a real export is well under 1 MiB)
 MAX_FILE_BYTES = 64 * 2**20
 
-#: the versions read: 3.1 adds ``observed_scores`` (a 3.0 file is read without them; its decisions say so)
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0", "3.1")
+#: the versions read: 3.1 adds ``observed_scores`` (a 3.0 file is read without them; its decisions say so); 3.2 adds
+#: ``presentation`` (how frame PAD scores become one presentation score) and ``flow`` (the capture flow)
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0", "3.1", "3.2")
+#: schema versions without the ``presentation`` / ``flow`` blocks
+PRE_PRESENTATION_VERSIONS = ("3.0", "3.1")
+#: ``presentation.template``: how the face template of a presentation is pooled from its frames
+TEMPLATES = ("mean", "best_quality")
+#: ``flow.attempt``: what one attempt is (a whole presentation, or a window of ``flow.window_frames`` frames)
+ATTEMPTS = ("presentation", "window")
+#: ``flow.on_exhausted``: the outcome once every attempt failed
+ON_EXHAUSTED = ("reject", "review")
 #: why an older file is refused (not only that it is)
 RETIRED_SCHEMA_VERSIONS = {
     "1.0": ("its thresholds were chosen on trial-level confidence bounds (frames of one person counted as independent) "
@@ -252,6 +267,7 @@ def verify_document(raw: bytes | str) -> dict:
     if text != expected_text:
         raise OperatingPointRefused("refused: the file is not byte-identical to its canonical export form (its content "
                                     "hash matches, but its text was edited, e.g. whitespace or key order); re-export it")
+    check_presentation_blocks(doc)  # before the schema: one line naming the key, with or without jsonschema
     schema = _schema()
     if schema is not None:
         try:
@@ -269,6 +285,7 @@ def verify_document(raw: bytes | str) -> dict:
 
 
 def is_number(x: Any) -> bool:
+    """A finite real number (not a bool)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -300,3 +317,59 @@ def _structural_checks(doc: dict) -> None:
                     and isinstance(r.get("n"), int) and not isinstance(r["n"], bool) and r["n"] >= 1):
                 raise OperatingPointRefused(f"refused: observed_scores.{score}.{cls} is not a range min <= max over "
                                             "n >= 1 scores")
+
+
+def _whole(x: Any, least: int) -> bool:
+    """An int (not a bool) >= ``least``."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
+def _keys(block: Any, name: str, keys: tuple[str, ...]) -> dict:
+    """``block`` as an object with exactly ``keys`` (else a refusal naming ``name`` and the key)."""
+    if not isinstance(block, dict):
+        raise OperatingPointRefused(f"refused: {name} is missing or not an object (schema 3.2 requires it)")
+    for k in keys:
+        if k not in block:
+            raise OperatingPointRefused(f"refused: {name}.{k} is missing")
+    extra = sorted(set(block) - set(keys))
+    if extra:
+        raise OperatingPointRefused(f"refused: {name}.{extra[0]} is not a field of schema 3.2")
+    return block
+
+
+def check_presentation_blocks(doc: dict) -> None:
+    """Schema 3.2: refuse (one line naming the key) a ``presentation`` or ``flow`` block the exporter would not have
+    written; a 3.0 / 3.1 file must not carry them."""
+    if doc.get("schema_version") in PRE_PRESENTATION_VERSIONS:
+        for name in ("presentation", "flow"):
+            if name in doc:
+                raise OperatingPointRefused(f"refused: {name} is not a field of schema {doc['schema_version']}")
+        return
+    pres = _keys(doc.get("presentation"), "presentation", ("aggregation", "template", "grouping", "unit"))
+    agg = _keys(pres["aggregation"], "presentation.aggregation", ("rule", "trim", "q", "n"))
+    for k in ("rule", "trim", "q", "n"):  # check_aggregation would fill a null with its default: never guess
+        if agg[k] is None:
+            raise OperatingPointRefused(f"refused: presentation.aggregation.{k} is null")
+    try:
+        check_aggregation(agg, "presentation.aggregation")
+    except AggregationError as e:
+        raise OperatingPointRefused(f"refused: {e}") from None
+    checks = (
+        ("presentation.template", pres["template"], pres["template"] in TEMPLATES, f"one of {list(TEMPLATES)}"),
+        ("presentation.grouping", pres["grouping"], isinstance(pres["grouping"], str), "a string"),
+        ("presentation.unit", pres["unit"], pres["unit"] == "presentation", "'presentation'"),
+    )
+    flow = _keys(doc.get("flow"), "flow", ("max_attempts", "attempt", "window_frames", "review_after_failures",
+                                           "review_on_band", "on_exhausted"))
+    raf = flow["review_after_failures"]
+    checks += (
+        ("flow.max_attempts", flow["max_attempts"], _whole(flow["max_attempts"], 1), "a whole number >= 1"),
+        ("flow.attempt", flow["attempt"], flow["attempt"] in ATTEMPTS, f"one of {list(ATTEMPTS)}"),
+        ("flow.window_frames", flow["window_frames"], _whole(flow["window_frames"], 0), "a whole number >= 0"),
+        ("flow.review_after_failures", raf, raf is None or _whole(raf, 1), "null or a whole number >= 1"),
+        ("flow.review_on_band", flow["review_on_band"], isinstance(flow["review_on_band"], bool), "true or false"),
+        ("flow.on_exhausted", flow["on_exhausted"], flow["on_exhausted"] in ON_EXHAUSTED, f"one of {list(ON_EXHAUSTED)}"),
+    )
+    for key, value, ok, want in checks:
+        if not ok:
+            raise OperatingPointRefused(f"refused: {key} must be {want}, got {repr(value)[:60]}")

@@ -7,6 +7,10 @@ A run directory written by :func:`write_tables` holds, besides what the experime
   ``path`` and then the 5-point landmarks ``lm0_x, lm0_y, ..., lm4_y`` of the scored face);
 - ``probes.parquet``: the probe samples as the trials were built on them, with their ``partition``;
 - ``trials.parquet`` / ``trials.csv``: every trial;
+- (1.1) ``presentations.parquet`` / ``presentations.csv``: the probe presentations (:mod:`harness.presentations`: one
+  row per video or group of stills, its aggregated PAD score, frame counts, ``partition``), and
+  ``presentation_trials.parquet``: the trials with every probe a presentation; ``scores`` gains ``presentation``
+  and ``capture_order``;
 - ``run_config.json``: the resolved (redacted) configuration;
 - ``summary.json`` (written through :func:`write_summary`);
 - ``run_manifest.json``: ``format_version`` and every file above with its sha256 (and row count for tables).
@@ -30,13 +34,15 @@ import pandas as pd
 
 FORMAT = "harness-run-directory"
 #: MAJOR.MINOR: readers refuse a newer MAJOR; a MINOR bump only adds files or trailing columns
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 MANIFEST_FILE = "run_manifest.json"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "run_config.json"
 #: table name -> (Parquet file, CSV file or None)
 TABLES = {"scores": ("scores.parquet", "scores.csv"), "probes": ("probes.parquet", None),
-          "trials": ("trials.parquet", "trials.csv")}
+          "trials": ("trials.parquet", "trials.csv"),
+          "presentations": ("presentations.parquet", "presentations.csv"),
+          "presentation_trials": ("presentation_trials.parquet", None)}
 BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
 #: the 5 landmarks (order of :mod:`harness.models.base`) as columns of ``scores``
 LANDMARK_COLUMNS = tuple(f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y"))
@@ -108,10 +114,12 @@ def write_table(run_dir: Path, name: str, df: pd.DataFrame) -> None:
     _save_manifest(run_dir, manifest)
 
 
-def write_tables(run_dir: Path, *, scores: pd.DataFrame | None = None, probes: pd.DataFrame | None = None,
-                 trials: pd.DataFrame | None = None, config: dict | None = None) -> None:
-    """Write the given tables (and the resolved ``config``, redacted) and record them in ``run_manifest.json``."""
-    for name, df in (("scores", scores), ("probes", probes), ("trials", trials)):
+def write_tables(run_dir: Path, *, config: dict | None = None, **tables: pd.DataFrame | None) -> None:
+    """Write the given tables (keys of :data:`TABLES`: ``scores=``, ``probes=``, ``trials=``, ...; and the resolved
+    ``config``, redacted) and record them in ``run_manifest.json``."""
+    for name, df in tables.items():
+        if name not in TABLES:
+            raise ValueError(f"unknown run-directory table {name!r}; known: {sorted(TABLES)}")
         if df is not None:
             write_table(run_dir, name, df)
     if config is not None:

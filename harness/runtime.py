@@ -11,6 +11,8 @@ canonical form, content hash, signatures and verification) beside it.
     d.reason    # why, in words
     d.evidence  # "match score 0.72: FMR 3/4000 = 0.075% [0.015%, 0.22%] on nuaa eval ..."
     d.flags     # () when both scores lie inside the range observed in evaluation
+    # a video / burst: its frames' PAD scores (None: no face), aggregated by the export's rule (schema 3.2)
+    d = op.decide_presentation([0.91, None, 0.88], qualities=[0.99, 0.1, 0.97], match_score=0.72)
 
 :func:`load` refuses (raises :class:`OperatingPointRefused`) a file that is
 
@@ -65,6 +67,10 @@ except ImportError:  # vendored beside opdoc.py (e.g. an MLflow model's code_pat
                        SUPPORTED_SCHEMA_VERSIONS, UNSIGNED_REASON, OperatingPointRefused, is_number, canonical,
                        content_sha256, key_id, serialize, sign_document, signing_key, verify_document,
                        verify_signature)
+try:
+    from harness.runtime_presentation import decide_presentation
+except ImportError:  # vendored beside runtime_presentation.py and aggregation.py
+    from runtime_presentation import decide_presentation  # type: ignore[no-redef]
 
 __all__ = [
     "SUPPORTED_SCHEMA_VERSIONS",
@@ -83,6 +89,7 @@ __all__ = [
     "MIN_KEY_BYTES",
     "UNSIGNED_REASON",
     "verify_signature",
+    "decide_presentation",
 ]
 
 OUTCOMES = ("accept", "review", "reject")
@@ -96,7 +103,9 @@ class Decision:
     """One decision: ``outcome`` (accept / review / reject), the ``reason`` in words, the ``evidence`` line, and
     ``flags``: what the decision is not backed by (empty when both scores lie where evaluation observed scores), e.g.
     "no evidence at this score: ..." for a score beyond every score observed in evaluation, or "observed score range
-    unknown (schema 3.0 export)". Every flag is also in ``reason``."""
+    unknown (schema 3.0 export)". Every flag is also in ``reason``. A decision on a presentation
+    (:meth:`OperatingPoint.decide_presentation`) also says how its ``pad_score`` was aggregated from its frames:
+    ``aggregation_rule``, ``frames_used`` (scored frames the rule used), ``frames_total``; None otherwise."""
 
     outcome: str
     reason: str
@@ -104,9 +113,17 @@ class Decision:
     pad_score: float | None
     evidence: str
     flags: tuple[str, ...] = ()
+    aggregation_rule: str | None = None
+    frames_used: int | None = None
+    frames_total: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"flags": list(self.flags)}
+        """A JSON-ready dict; the presentation fields only on a presentation's decision."""
+        d = asdict(self) | {"flags": list(self.flags)}
+        if self.aggregation_rule is None:
+            for k in ("aggregation_rule", "frames_used", "frames_total"):
+                d.pop(k)
+        return d
 
 
 def _pct(x: float) -> str:
@@ -248,6 +265,12 @@ class OperatingPoint:
         if p < self.pad_accept:
             band.append(f"PAD score {p:.6g} in the review band [{self.pad_reject:.6g}, {self.pad_accept:.6g})")
         return decision("review", "review: " + "; ".join(band) + "; send to manual review")
+
+    def decide_presentation(self, frame_scores: Any, qualities: Any = None, match_score: Any = None) -> Decision:
+        """The decision on one presentation from its frames' PAD scores (capture order, None where no face), by the
+        export's ``presentation.aggregation`` rule (schema 3.2; a 3.0 / 3.1 export is refused): see
+        :func:`harness.runtime_presentation.decide_presentation`."""
+        return decide_presentation(self, frame_scores, qualities, match_score)
 
     def decide_many(self, pairs) -> list[Decision]:
         return [self.decide(m, p) for m, p in pairs]

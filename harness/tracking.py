@@ -225,9 +225,18 @@ def run_metrics(summary: dict, out_dir: Path | None = None) -> dict[str, float]:
     metrics.update({f"counts/rejected_by_code/{c}": float(v)  # problem codes (harness.faces.decode.REJECT_CODES)
                     for c, v in (acc.get("rejected_by_code") or {}).items()})
     metrics.update(decision_metrics(summary))
+    metrics.update(session_metrics(summary))
     if out_dir is not None:
         metrics.update(report_metrics(out_dir))
     return guard_metric_names(metrics)
+
+
+def session_metrics(summary: dict) -> dict[str, float]:
+    """The session-level headline (:mod:`harness.session_metrics`): ``presentation/<partition>/<rate>/...`` and
+    ``flow/...``; the full blocks stay in ``summary.json`` (logged as an artifact)."""
+    from harness.session_metrics import flow_metrics, presentation_metrics
+
+    return presentation_metrics(summary) | flow_metrics(summary.get("flow") or {})
 
 
 def run_params(summary: dict) -> dict[str, str]:
@@ -242,6 +251,8 @@ def run_params(summary: dict) -> dict[str, str]:
     conf = {_get(r, "confidence") for r in _rates(summary.get("metrics") or {})} - {None}
     if "evidence.confidence" not in out and len(conf) == 1:
         out["evidence.confidence"] = str(conf.pop())
+    if _get(summary, "presentations", "grouping"):
+        out["presentation.grouping"] = str(summary["presentations"]["grouping"])[:500]
     return out
 
 

@@ -7,7 +7,9 @@ and its keys are bound to their consumer:
 * ``embedder`` / ``pad``: the registered model factory's parameters (:mod:`harness.models.registry`);
 * ``detector``: the registered detector's parameters (``build_detector``, :mod:`harness.faces.detect`);
 * ``policy``: the keys the policy reads (:data:`harness.config_tables.POLICY_COMMON` + ``POLICY_KEYS[name]``);
-* ``protocol`` / ``runtime`` / ``tracking`` / ``report``: their tables in :mod:`harness.config_tables`.
+* ``protocol`` / ``runtime`` / ``tracking`` / ``report``: their tables in :mod:`harness.config_tables`;
+* ``presentation`` / ``flow``: their tables in :mod:`harness.config_session`, as far as their readers
+  (:mod:`harness.session_metrics`, :func:`harness.flow.validate_flow`) take the keys.
 
 A parameter caught only by ``**kwargs`` does not count as read: a loader declaring ``**_`` would otherwise swallow
 a misspelt key silently. ``name`` selects the member and ``plugin`` is imported first (:mod:`harness.registry`).
@@ -26,7 +28,8 @@ import harness.resolvers  # noqa: F401  (registers the resolvers conf/config.yam
 from harness import config_tables as T
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("dataset", "detector", "embedder", "pad", "policy", "protocol", "runtime", "tracking", "report")
+GROUPS = ("dataset", "detector", "embedder", "pad", "policy", "protocol", "runtime", "tracking", "report", "presentation",
+          "flow")
 #: keys the registries consume themselves (selection, plugin import), never passed on
 REGISTRY_KEYS = {"name", "plugin"}
 #: keys the experiment passes to a consumer beside the group's own (harness.experiment: device, batch size)
@@ -72,6 +75,12 @@ def _readers(group: str, node: dict) -> tuple[set[str], str]:
         return _parameters(fn) | REGISTRY_KEYS, f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
     if group == "policy":
         return set(T.POLICY_COMMON) | set(T.POLICY_KEYS[name]) | set(T.PLUGIN), f"policy {name} (config_tables)"
+    if group in ("presentation", "flow"):
+        from harness import config_session as S
+        from harness.flow import DEFAULTS
+
+        read = set(DEFAULTS) if group == "flow" else {"aggregation", "template"}  # what session_metrics reads
+        return set(getattr(S, group.upper())) & read, f"harness.config_session.{group.upper()} (and its reader)"
     table = {"protocol": T.PROTOCOL, "runtime": T.RUNTIME, "tracking": T.TRACKING, "report": T.REPORT}[group]
     return set(table), f"harness.config_tables.{group.upper()}"
 

@@ -337,7 +337,7 @@ class ManifestBuilder:
                                   fps=0.0, **base, reject_code=bad[0],
                                   reject_reason=bad[1] if str(path) in bad[1] else f"{bad[1]}: {path}"))
             return 1
-        idx = (sampling or self.frames).indices(info.frames)
+        idx = (sampling or self.frames).indices(info.frames, fps=info.fps)
         for i in idx:
             self.rows.append(dict(sample_id=f"{rel}#{i}", path=os.path.abspath(path), frame=int(i), video=rel,
                                   video_frames=info.frames, fps=round(info.fps, 3), **base))

@@ -193,7 +193,7 @@ def _expand_videos(csv: Path, rows: list[dict], lines: list[int], sampling: Fram
                                 reject_code=reject_code(e), reject_reason=f"{csv.name} line {line}: {e}"))
             out_lines.append(line)
             continue
-        for i in sampling.indices(info.frames):
+        for i in sampling.indices(info.frames, fps=info.fps):
             out.append(r | dict(sample_id=f"{sid}#{i}", frame=int(i), video=vid, video_frames=info.frames,
                                 fps=round(info.fps, 3)))
             out_lines.append(line)

@@ -17,6 +17,8 @@ from harness.runtime import verify_document
 __all__ = ["evaluation_run", "export_tags", "log_export", "model_signature", "register_operating_point"]
 
 HERE = Path(__file__).resolve().parent
+#: the standard-library runtime shipped in the model's code_paths (runtime.py imports the other three)
+VENDORED_RUNTIME = ("runtime.py", "opdoc.py", "aggregation.py", "runtime_presentation.py")
 
 
 def export_tags(doc: dict) -> dict[str, str]:
@@ -182,7 +184,7 @@ def _log_model(client, run_id: str, path: Path, doc: dict, allow_not_deployable:
     mlflow.set_experiment(experiment_id=run_info.experiment_id)
     info = Model.log(artifact_path=None, name="operating_point", flavor=mlflow.pyfunc, run_id=run_id,
                      python_model=str(HERE / "pyfunc_model.py"), artifacts={"operating_point": str(path)},
-                     code_paths=[str(HERE.parent / "runtime.py"), str(HERE.parent / "opdoc.py")],
+                     code_paths=[str(HERE.parent / f) for f in VENDORED_RUNTIME],
                      model_config=cfg, pip_requirements=["mlflow", "pandas"], signature=model_signature(),
                      input_example=_input_example(doc), flavor_name="pyfunc.ModelFromCode")
     return info

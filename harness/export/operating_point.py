@@ -8,6 +8,19 @@ counts), score -> FMR and PAD score -> APCER lookup tables, the scores observed 
 (``observed_scores``: outside them the runtime flags "no evidence at this score"), and ``content_sha256``. Each
 model may state what its score is in words (``models.<role>.score_scale``).
 
+Schema 3.2 adds the unit decided (from the config's ``presentation`` and ``flow`` groups, or the
+``presentation=`` / ``flow=`` arguments):
+
+* ``presentation``: ``{"aggregation": {"rule", "trim", "q", "n"}`` (:func:`harness.aggregation.check_aggregation`'s
+  output: how the PAD scores of one presentation's frames become its one PAD score), ``"template": "mean" |
+  "best_quality"`` (how the face template is pooled from its frames), ``"grouping": str`` (which frames form one
+  presentation, in words), ``"unit": "presentation"}``. Default: mean / mean / "one presentation per sample".
+* ``flow``: ``{"max_attempts": int`` (the largest when a list was configured), ``"attempt": "presentation" |
+  "window", "window_frames": int, "review_after_failures": int | null, "review_on_band": bool, "on_exhausted":
+  "reject" | "review"}``. Default: one attempt of one presentation, rejected when it fails.
+
+Both are inside ``content_sha256`` and the signature (everything but ``signature`` is signed).
+
 ``content_sha256`` = sha256 of the canonical JSON (sorted keys, no whitespace, ASCII) of the document without
 that field; the file itself is written in one canonical indented form, so :mod:`harness.runtime` refuses a file
 in which any byte changed.
@@ -24,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.aggregation import check_aggregation
+from harness.opdoc import ATTEMPTS, ON_EXHAUSTED, TEMPLATES
 from harness.version import __version__
 from harness.paths import REPO_ROOT
 from harness.redact import redact_config
@@ -33,7 +48,8 @@ from harness.runtime import (UNSIGNED_REASON, canonical, content_sha256, seriali
 from .schema import SCHEMA, SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "git_sha", "canonical", "content_sha256", "build_operating_point", "validate",
-           "write_operating_point", "read_operating_point", "plain", "sign_file", "evidence_reasons", "signing_key"]
+           "write_operating_point", "read_operating_point", "plain", "sign_file", "evidence_reasons", "signing_key",
+           "presentation_block", "flow_block", "DEFAULT_GROUPING"]
 
 KIND = "face-pad-harness/operating-point"
 COMPARISON = ("accept a score iff score >= threshold, compared as float64 (a float32 score widened to float64, or "
@@ -145,16 +161,75 @@ def _policy_section(op: dict) -> dict:
     }
 
 
+DEFAULT_GROUPING = "one presentation per sample"
+_FLOW_DEFAULTS = {"max_attempts": 1, "attempt": "presentation", "window_frames": 0, "review_after_failures": None,
+                  "review_on_band": False, "on_exhausted": "reject"}
+
+
+def _group(x: Any) -> dict:
+    """A config group (dict, OmegaConf container or None) as a plain dict."""
+    if x is None:
+        return {}
+    if hasattr(x, "items"):
+        return {str(k): v for k, v in x.items()}
+    raise ValueError(f"expected a mapping, got {type(x).__name__}")
+
+
+def presentation_block(presentation: Any = None) -> dict:
+    """The export's ``presentation`` block from the config's ``presentation`` group (None: the defaults); a bad
+    value raises ``ValueError`` naming the key."""
+    g = _group(presentation)
+    agg = check_aggregation(_group(g.get("aggregation")), "presentation.aggregation")
+    template = g.get("template") or "mean"
+    if template not in TEMPLATES:
+        raise ValueError(f"presentation.template must be one of {list(TEMPLATES)}, got {template!r}")
+    grouping = g.get("grouping") or DEFAULT_GROUPING
+    if not isinstance(grouping, str):
+        raise ValueError(f"presentation.grouping must be text, got {grouping!r}")
+    return {"aggregation": agg, "template": template, "grouping": grouping, "unit": "presentation"}
+
+
+def flow_block(flow: Any = None) -> dict:
+    """The export's ``flow`` block from the config's ``flow`` group (None: the defaults; ``max_attempts`` given as a
+    list exports its largest value); a bad value raises ``ValueError`` naming the key."""
+    g = _group(flow)
+    out = dict(_FLOW_DEFAULTS) | {k: g[k] for k in _FLOW_DEFAULTS if g.get(k) is not None}
+    if "review_after_failures" in g:
+        out["review_after_failures"] = g["review_after_failures"]
+    ma = out["max_attempts"]
+    if isinstance(ma, (list, tuple)) and ma:
+        ma = max(ma) if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in ma) else ma
+    out["max_attempts"] = ma
+
+    def whole(x: Any, least: int) -> bool:
+        """An int (not a bool) >= least."""
+        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) and x >= least
+
+    raf = out["review_after_failures"]
+    bad = [("max_attempts", whole(ma, 1), "a whole number >= 1 (or a list of them)"),
+           ("attempt", out["attempt"] in ATTEMPTS, f"one of {list(ATTEMPTS)}"),
+           ("window_frames", whole(out["window_frames"], 0), "a whole number >= 0"),
+           ("review_after_failures", raf is None or whole(raf, 1), "null or a whole number >= 1"),
+           ("review_on_band", isinstance(out["review_on_band"], (bool, np.bool_)), "true or false"),
+           ("on_exhausted", out["on_exhausted"] in ON_EXHAUSTED, f"one of {list(ON_EXHAUSTED)}")]
+    for key, ok, want in bad:
+        if not ok:
+            raise ValueError(f"flow.{key} must be {want}, got {out[key]!r}")
+    return plain(out)
+
+
 def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict, trials: pd.DataFrame | None = None,
                           probes: pd.DataFrame | None = None, created_at: str | None = None,
                           max_lookup_points: int = 512, unmeasurable: list | None = None,
-                          key: bytes | str | None = "env", private_key_pem: Any = None) -> dict:
+                          key: bytes | str | None = "env", private_key_pem: Any = None,
+                          presentation: dict | None = None, flow: dict | None = None) -> dict:
     """Assemble the export from the chosen operating point ``op`` (:func:`harness.policy.choose_thresholds`).
 
     ``trials`` / ``probes`` (the run's tables) give the dataset counts and the lookup tables on the reported
     partition; without them those parts are empty. ``key``: the HMAC key that signs it ("env" =
     ``$HARNESS_SIGNING_KEY`` / ``$HARNESS_SIGNING_KEY_FILE``; None = unsigned, hence not deployable);
-    ``private_key_pem`` signs with Ed25519 instead.
+    ``private_key_pem`` signs with Ed25519 instead. ``presentation`` / ``flow``: the config groups of the same
+    names (None: those of ``config`` when it has them, else the defaults; see the module docstring).
     """
     report = op.get("report") or {}
     part = report.get("partition", "eval")
@@ -186,6 +261,8 @@ def build_operating_point(*, config: dict, models: dict, op: dict, dataset: dict
         "dataset": dict(dataset) | {"counts": counts},
         "lookup": lookup,
         "observed_scores": observed,
+        "presentation": presentation_block(presentation if presentation is not None else config.get("presentation")),
+        "flow": flow_block(flow if flow is not None else config.get("flow")),
         "config": redact_config(config),  # credentials in URIs (a tracking token) never reach the export
     }
     doc = plain(doc)

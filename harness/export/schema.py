@@ -1,9 +1,18 @@
-"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.1. Pure data: no imports beyond stdlib.
+"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.2. Pure data: no imports beyond stdlib.
 
 Version policy: a change that an older runtime could misread (a renamed or re-interpreted field, a new decision
 rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions. A
 change an older file can be read under (only fields added) bumps the minor version, and the schema still validates
 files of the earlier minor version (``schema_version`` is one of :data:`SCHEMA_VERSIONS`).
+
+3.2 (from 3.1): presentations, not frames. Added (required in 3.2, absent in 3.0 / 3.1): ``presentation``
+``{"aggregation": {"rule", "trim", "q", "n"}, "template": "mean" | "best_quality", "grouping": str, "unit":
+"presentation"}``: the rule (:mod:`harness.aggregation`) that turns the PAD scores of one presentation's frames (a video
+or a burst of stills) into the one PAD score the thresholds apply to, how the face template is pooled from its frames,
+and how frames were grouped into presentations; ``flow`` ``{"max_attempts": int, "attempt": "presentation" | "window",
+"window_frames": int, "review_after_failures": int | null, "review_on_band": bool, "on_exhausted": "reject" |
+"review"}``: the capture flow the rates were measured under. The runtime's ``decide_presentation`` aggregates with
+exactly this rule; a 3.0 / 3.1 file has none and is refused there (never guessed).
 
 3.1 (from 3.0): what a score means. Added: ``observed_scores`` (required in 3.1, absent in 3.0): the scores
 observed on the reported partition, ``{"partition", "match": {"genuine" | "impostor" | "attack:<species>": {"min",
@@ -36,9 +45,12 @@ Changed: every rate (``expected_rates_on_eval``, ``policy.on_selection_data``, s
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "3.1"
-#: the versions this schema validates (the runtime reads the same): 3.0 files have no ``observed_scores``
-SCHEMA_VERSIONS = ("3.0", "3.1")
+SCHEMA_VERSION = "3.2"
+#: the versions this schema validates (the runtime reads the same): 3.0 files have no ``observed_scores``, 3.0 and
+#: 3.1 files no ``presentation`` / ``flow``
+SCHEMA_VERSIONS = ("3.0", "3.1", "3.2")
+#: presentation.aggregation.rule (the same as :data:`harness.aggregation.RULES`; a test keeps them equal)
+AGGREGATION_RULES = ("mean", "median", "min", "max", "trimmed_mean", "quantile", "first_n_mean", "prob_weighted_mean")
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -93,10 +105,38 @@ _OBSERVED = {
     },
 }
 _NUM_LIST = {"type": "array", "items": {"type": "number"}}
+_PRESENTATION = {
+    "type": "object",
+    "required": ["aggregation", "template", "grouping", "unit"],
+    "additionalProperties": False,
+    "properties": {
+        "aggregation": {"type": "object", "required": ["rule", "trim", "q", "n"], "additionalProperties": False,
+                        "properties": {"rule": {"enum": list(AGGREGATION_RULES)},
+                                       "trim": {"type": "number", "minimum": 0, "exclusiveMaximum": 0.5},
+                                       "q": {"type": "number", "minimum": 0, "maximum": 1},
+                                       "n": {"type": "integer", "minimum": 1}}},
+        "template": {"enum": ["mean", "best_quality"]},
+        "grouping": {"type": "string"},
+        "unit": {"const": "presentation"},
+    },
+}
+_FLOW = {
+    "type": "object",
+    "required": ["max_attempts", "attempt", "window_frames", "review_after_failures", "review_on_band", "on_exhausted"],
+    "additionalProperties": False,
+    "properties": {
+        "max_attempts": {"type": "integer", "minimum": 1},
+        "attempt": {"enum": ["presentation", "window"]},
+        "window_frames": {"type": "integer", "minimum": 0},
+        "review_after_failures": {"type": ["integer", "null"], "minimum": 1},
+        "review_on_band": {"type": "boolean"},
+        "on_exhausted": {"enum": ["reject", "review"]},
+    },
+}
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:face-pad-harness:operating-point:3.1",
+    "$id": "urn:face-pad-harness:operating-point:3.2",
     "title": "face-pad-harness operating point",
     "type": "object",
     "required": [
@@ -105,10 +145,16 @@ SCHEMA: dict = {
         "unmeasurable",
     ],
     "additionalProperties": False,
-    # observed_scores: required in 3.1, absent in 3.0
-    "if": {"properties": {"schema_version": {"const": "3.0"}}},
-    "then": {"not": {"required": ["observed_scores"]}},
-    "else": {"required": ["observed_scores"]},
+    "allOf": [
+        # observed_scores: required from 3.1, absent in 3.0
+        {"if": {"properties": {"schema_version": {"const": "3.0"}}},
+         "then": {"not": {"required": ["observed_scores"]}},
+         "else": {"required": ["observed_scores"]}},
+        # presentation / flow: required from 3.2, absent in 3.0 / 3.1
+        {"if": {"properties": {"schema_version": {"enum": ["3.0", "3.1"]}}},
+         "then": {"properties": {"presentation": False, "flow": False}},
+         "else": {"required": ["presentation", "flow"]}},
+    ],
     "properties": {
         "schema_version": {"enum": list(SCHEMA_VERSIONS)},
         "kind": {"const": "face-pad-harness/operating-point"},
@@ -260,6 +306,8 @@ SCHEMA: dict = {
             },
         },
         "observed_scores": _OBSERVED,
+        "presentation": _PRESENTATION,
+        "flow": _FLOW,
         "config": {"type": "object"},
         "content_sha256": _SHA256,
     },

@@ -33,6 +33,7 @@ from .gallery import aligned_crops, png_bytes
 from .figures import (apcer_species_plot, calibration_plot, condition_plot, expected_cost_plot, placeholder,
                       roc_det_with_bands)
 from .plots import histogram
+from .session import session_section
 
 log = logging.getLogger("harness")
 
@@ -206,7 +207,8 @@ def write_run_report(out_dir: Path, summary: dict, trials: pd.DataFrame, probes:
         decision = decision_for_run(s, trials, probes, policy, capture=capture_conditions(s["dataset"].get("name")))
         data["decision"] = decision
     sections = [first_page(decision), tradeoff_section(s, decision, trials, probes, part), alternatives_section(decision),
-                score_meaning_section(decision), _summary_section(s, part), _standards_section(op), _plateau_section(s)]
+                score_meaning_section(decision), _summary_section(s, part), session_section(s, part),
+                _standards_section(op), _plateau_section(s)]
     figs = _score_figures(out_dir, s, trials, probes, part, sc)
     figs.update(_analysis_figures(out_dir, s, trials, probes, part, sc, policy, data))
     cond = data.pop("_conditions")

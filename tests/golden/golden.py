@@ -19,7 +19,9 @@ HERE = Path(__file__).resolve().parent
 
 #: key paths (regular expressions on the ``/``-joined path) whose values are not results of the computation
 IGNORED = [r"^run/", r"^accounting/(detect|embed|pad)_(cached|computed)$", r"(^|/)wall_time_s$",
-           r"(^|/)scoring_time_s$"]
+           r"(^|/)scoring_time_s$",
+           # blocks added after the recording (new results, not moved code): per-presentation rates and the flow
+           r"^presentations/", r"^flow/"]
 
 
 def flatten_numbers(x, prefix: str = "") -> dict[str, float | int]:

@@ -92,7 +92,7 @@ def _decide_cli(op_path: Path, match: float, pad: float, *extra: str) -> subproc
 @pytest.mark.shared
 def test_observed_scores_match_the_run_tables(smoke_run):
     run_dir, summary, doc = smoke_run
-    assert doc["schema_version"] == SCHEMA_VERSION == "3.1"
+    assert doc["schema_version"] == SCHEMA_VERSION == "3.2"
     obs = doc["observed_scores"]
     assert obs["partition"] == "eval"
     # match scores: trials.csv, eval partition, per kind (attacks per species)
@@ -172,7 +172,8 @@ def test_in_range_scores_are_not_flagged_and_possible_range_is_still_refused(smo
 @pytest.mark.shared
 def test_schema_3_0_document_still_loads_and_is_flagged_unknown(smoke_run, tmp_path):
     run_dir, _, doc = smoke_run
-    old = {k: v for k, v in doc.items() if k not in ("observed_scores", "signature", "content_sha256")}
+    old = {k: v for k, v in doc.items() if k not in ("observed_scores", "presentation", "flow", "signature",
+                                                     "content_sha256")}
     old["schema_version"] = "3.0"
     old["content_sha256"] = content_sha256(old)
     old = sign_document(old, signing_key())
@@ -189,7 +190,7 @@ def test_schema_3_0_document_still_loads_and_is_flagged_unknown(smoke_run, tmp_p
     assert f"0/{doc['lookup']['match']['n_impostor']}" not in d.evidence
     # 3.0 never carried observed_scores; 3.1 always does
     for version, drop in (("3.0", False), ("3.1", True)):
-        bad = {k: v for k, v in doc.items() if k not in ("signature", "content_sha256")
+        bad = {k: v for k, v in doc.items() if k not in ("signature", "content_sha256", "presentation", "flow")
                and not (drop and k == "observed_scores")} | {"schema_version": version}
         bad["content_sha256"] = content_sha256(bad)
         with pytest.raises(OperatingPointRefused, match="observed_scores"):
