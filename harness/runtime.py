@@ -2,7 +2,8 @@
 
 Standard library only (``jsonschema`` is used when installed): importing this module never imports Hydra,
 MLflow, torch, numpy or pandas, so it can be vendored into a service with :mod:`harness.opdoc` (the document's
-canonical form, content hash, signatures and verification) beside it.
+canonical form, content hash, signatures and verification), :mod:`harness.aggregation` and
+:mod:`harness.runtime_presentation` (one presentation's frame scores -> one decision) beside it.
 
     from harness.runtime import load
     op = load("operating_point.json", embedder_sha256=EMB_SHA, pad_sha256=PAD_SHA)

@@ -34,4 +34,13 @@ def test_default_run_numbers_unchanged(tmp_path, shared):
                        env=env, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     (run_dir,) = sorted((tmp_path / "results" / "runs").glob("*/*"))
-    assert compare(json.loads((run_dir / "summary.json").read_text()), "default") == []
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert compare(summary, "default") == []
+    # the same run also reports per presentation (NUAA's test session: 9 bona fide and 73 attack recordings) and a
+    # retry flow with 1, 2 and 3 attempts of 10-frame windows
+    counts = summary["presentations"]["counts"]
+    assert sum(c["bona_fide"]["presentations"] for c in counts.values()) == 9
+    assert sum(c["attack"]["presentations"] for c in counts.values()) == 73
+    flow = summary["flow"]
+    assert flow["attempt"] == "window" and flow["window_frames"] == 10
+    assert set(flow["genuine"]) == set(flow["attack"]) == {"1", "2", "3"}
