@@ -25,6 +25,7 @@ Rules (``s_1..s_m``: the scored frames in capture order, ``s_(1)..s_(m)``: the s
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Sequence
 
 RULES = ("mean", "median", "min", "max", "trimmed_mean", "quantile", "first_n_mean", "prob_weighted_mean")
@@ -38,7 +39,7 @@ class AggregationError(ValueError):
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)  # numpy scalars register as numbers.Real
 
 
 def check_aggregation(spec: dict | None, where: str = "presentation.aggregation") -> dict:

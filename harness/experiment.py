@@ -33,6 +33,7 @@ from harness.protocols.trials import build_trials
 from harness.report.plots import histogram, roc_det_plots
 from harness.scoring.cache import ScoreCache
 from harness.scoring.engine import score_manifest
+from harness.session_metrics import export_presentation
 
 log = logging.getLogger("harness")
 
@@ -120,7 +121,7 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     rundir.write_summary(out_dir, json.dumps(summary, indent=2, default=json_default))
     doc = build_operating_point(config=OmegaConf.to_container(cfg, resolve=True), models=models, op=op,
                                 dataset=dataset_fp, trials=tr.trials, probes=tr.probes,
-                                unmeasurable=summary["unmeasurable"],
+                                unmeasurable=summary["unmeasurable"], presentation=export_presentation(summary),
                                 key=signing_key(key_file=cfg.get("signing_key_file")))
     write_operating_point(doc, out_dir / "operating_point.json")
 

@@ -1,9 +1,9 @@
 """The operating point document: its canonical text, its content hash, its signature, and its verification.
 
 Standard library only (Ed25519 needs the optional ``cryptography`` package, imported only for Ed25519), so that
-:mod:`harness.runtime` and this module can be vendored into a service together (with :mod:`harness.aggregation`, whose
-``check_aggregation`` validates a schema 3.2 ``presentation.aggregation``, and :mod:`harness.runtime_presentation`). ``content_sha256`` covers everything
-but itself and ``signature``; the signature (HMAC-SHA256 with a key held outside the file, or Ed25519) covers the
+:mod:`harness.runtime` and this module can be vendored into a service together (with :mod:`harness.aggregation`,
+whose ``check_aggregation`` validates a schema 3.2 ``presentation.aggregation``, and
+:mod:`harness.runtime_presentation`). ``content_sha256`` covers everything but itself and ``signature``; the signature (HMAC-SHA256 with a key held outside the file, or Ed25519) covers the
 canonical content including ``content_sha256``. Keys are never stored in the file, the code or the config.
 :func:`verify_document` parses a file's text and refuses anything the exporter did not write (re-exported by
 :mod:`harness.runtime`).

@@ -21,7 +21,8 @@ from harness.presentations import (capture_order, grouping_text, presentation_co
                                    presentation_trials, window_ids)
 from harness.protocols.trials import Trials
 
-__all__ = ["SessionResults", "session_results", "THRESHOLDS_TEXT"]
+__all__ = ["SessionResults", "session_results", "THRESHOLDS_TEXT", "export_presentation", "has_thresholds",
+           "presentation_metrics", "flow_metrics"]
 
 THRESHOLDS_TEXT = ("the operating point chosen on frames (its t_match and t_pad), applied to each presentation's "
                    "aggregated PAD score and pooled face template")
@@ -129,3 +130,12 @@ def flow_metrics(flow: dict) -> dict[str, float]:
         if isinstance(pooled.get("formula_iapar"), (int, float)):
             out[f"flow/attack/k{k}/formula_iapar"] = float(pooled["formula_iapar"])
     return out
+
+
+def export_presentation(summary: dict) -> dict | None:
+    """The ``presentation`` group the run's results were computed with (aggregation, template and the grouping it
+    applied), for :func:`harness.export.operating_point.build_operating_point`; None for a run without it."""
+    p = summary.get("presentations")
+    if not p:
+        return None
+    return {"aggregation": p["aggregation"], "template": p["template"], "grouping": p["grouping"]}

@@ -111,6 +111,7 @@ def reselect(run_dir: Path, policy_name: str, overrides: list[str] | None = None
     from harness.partition_metrics import unmeasurable
     from harness.export.operating_point import build_operating_point
     from harness.policy import choose_thresholds
+    from harness.session_metrics import export_presentation
 
     policy = load_policy(policy_name, overrides, select_on)  # a bad policy key is refused before the run is read
     trials, probes, summary, config = load_run(Path(run_dir))
@@ -120,5 +121,5 @@ def reselect(run_dir: Path, policy_name: str, overrides: list[str] | None = None
     config = dict(config) | {"policy": policy}
     doc = build_operating_point(config=config, models=summary["models"], op=op, dataset=summary["dataset"],
                                 trials=trials, probes=probes, unmeasurable=unmeasurable(summary.get("metrics", {}), op),
-                                key=key)
+                                presentation=export_presentation(summary), key=key)
     return Reselected(policy, op, doc, summary, trials, probes, config)

@@ -175,3 +175,8 @@ def test_aggregation_drops_faceless_frames_and_refuses_bad_rules():
             check_aggregation(bad)
     with pytest.raises(AggregationError, match="paired"):
         aggregate([0.1, 0.2], [1.0])
+
+
+def test_numpy_scores_are_scores_not_missing_frames():
+    """A float32 PAD score (what torch models return) counts as a score: it was once dropped as 'no face'."""
+    assert aggregate([np.float32(0.5), np.float64(0.7), None]) == (pytest.approx(0.6), 2)
