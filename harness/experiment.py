@@ -65,12 +65,12 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
 
     Every table goes to the run directory through :mod:`harness.rundir` (scores with detections, probes, trials,
     the resolved config, ``summary.json``, all listed in ``run_manifest.json``)."""
-    device = _runtime_device(cfg.runtime)
+    device = runtime_device(cfg.runtime)
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     manifest = load_dataset(ds.pop("name"), **ds)
     log.info("manifest: %d samples, %d subjects", len(manifest), manifest["subject"].nunique())
-    detector, embedder, pad = _build_models(cfg, device)
-    table = _score(cfg, manifest, detector, embedder, pad, device)
+    detector, embedder, pad = build_models(cfg, device)
+    table = score_table(cfg, manifest, detector, embedder, pad, device)
     t_scored = time.time()
     samples = table.samples
     scores = rundir.scores_frame(samples, getattr(table, "detections", None))
@@ -103,7 +103,7 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
                 **({"mlflow_run_id": tracker.run_id} if tracker is not None else {})},
         "dataset": dataset_fp | {"source": redact_uri(source)},
         "models": models,
-        "accounting": accounting_block(manifest, table, tr),
+        "accounting": accounting_block(manifest, table, tr, pad.name),
         "rejected_samples": samples.loc[samples["status"] == "rejected", ["sample_id", "code", "reason"]].to_dict("records"),
         "operating_point": op,
         "metrics_unit": "frame",
@@ -147,7 +147,7 @@ def _session(cfg: DictConfig, samples, embeddings, protocol: dict, op: dict, pol
                            confidence=float(policy.get("confidence", 0.95)))
 
 
-def _runtime_device(rt) -> str:
+def runtime_device(rt) -> str:
     """Apply ``runtime.threads``; return ``runtime.device`` (a CUDA device that is not there: one line)."""
     torch.set_num_threads(int(rt.threads))
     device = str(rt.device)
@@ -156,7 +156,7 @@ def _runtime_device(rt) -> str:
     return device
 
 
-def _build_models(cfg: DictConfig, device: str):
+def build_models(cfg: DictConfig, device: str):
     """(detector, embedder, pad) of the config, on ``device``."""
     det_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     detector = build_detector(det_cfg.pop("name"), batch_size=cfg.runtime.detect_batch_size, device=device, **det_cfg)
@@ -167,7 +167,7 @@ def _build_models(cfg: DictConfig, device: str):
     return detector, embedder, pad
 
 
-def _score(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad, device: str):
+def score_table(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad, device: str):
     """The :class:`harness.scoring.engine.ScoreTable` of the manifest with ``runtime.engine`` (and the score cache)."""
     rt = cfg.runtime
     cache = ScoreCache(Path(cfg.results_dir) / "cache" / "scores.sqlite" if rt.cache else None)
@@ -213,8 +213,30 @@ def _run_figures(cfg: DictConfig, out_dir: Path, tr, op: dict, report_on: str, e
     histogram(pgroups, {"t_pad": op["t_pad"]}, out_dir / "hist_pad.png", f"{pad_name} bona fide score")
 
 
-def accounting_block(manifest: pd.DataFrame, table, tr) -> dict:
-    """``summary.json``'s ``accounting``: where every input sample went, the scoring stats and the trial counts."""
+#: share of scored frames whose PAD crop was clamped to the frame (``pad_context_clamped``) above which a run logs a
+#: warning. A harness choice, not from a paper: a few clamped crops (faces at the frame edge) are tolerable; past
+#: 5% a noticeable part of the PAD scores comes from inputs with less context than the model was trained on.
+CONTEXT_WARN_SHARE = 0.05
+
+
+def context_clamped_counts(samples: pd.DataFrame, pad_name: str = "") -> dict:
+    """``pad_context_clamped`` (scored frames whose PAD crop was clamped to the frame) and its share of the scored
+    frames (None when none scored); a warning above :data:`CONTEXT_WARN_SHARE`."""
+    flags = samples["pad_context_clamped"] if "pad_context_clamped" in samples.columns else pd.Series([], dtype=bool)
+    scored = int((samples["status"] == "scored").sum())
+    n = int(flags.fillna(False).astype(bool).sum())
+    share = n / scored if scored else None
+    if share is not None and share > CONTEXT_WARN_SHARE:
+        log.warning("PAD model %s: %d of %d scored frames (%.1f%%) had their PAD crop clamped to the frame (the box "
+                    "scaled by the model's crop rule runs off the image, e.g. tight face crops): the model saw less "
+                    "context than it was trained with; their PAD scores may be off (warning above %.0f%%)",
+                    pad_name or "?", n, scored, 100 * share, 100 * CONTEXT_WARN_SHARE)
+    return {"pad_context_clamped": n, "pad_context_clamped_share": share}
+
+
+def accounting_block(manifest: pd.DataFrame, table, tr, pad_name: str = "") -> dict:
+    """``summary.json``'s ``accounting``: where every input sample went, the scoring stats, the PAD context check
+    (:func:`context_clamped_counts`) and the trial counts."""
     samples = table.samples
     counts = table.counts()
     assert counts["scored"] + counts["fta"] + counts["rejected"] == counts["total"] == len(manifest)
@@ -226,6 +248,7 @@ def accounting_block(manifest: pd.DataFrame, table, tr) -> dict:
             "rejected_at_manifest": 0 if set_aside is None else int(set_aside.sum()),
             "multiple_faces": int(((samples["status"] == "scored") & (samples["faces"].fillna(0) > 1)).sum()),
             "decoded_reduced": int(samples["decode_note"].astype(str).str.startswith("pixels_over_cap").sum()),
+            **context_clamped_counts(samples, pad_name),
             **{k: v for k, v in table.stats.items()},
             **{k: v for k, v in tr.counts.items() if isinstance(v, int)}}
 

@@ -235,6 +235,11 @@ def _walk(df: pd.DataFrame, k: int, cfg: dict, keys: list[str]) -> dict[str, Any
     return {**rows, **short}
 
 
+def _with(k: int) -> str:
+    """``with 1 attempt`` / ``with k attempts``: how a flow's sentence starts."""
+    return f"with {k} attempt{'s' if k > 1 else ''}"
+
+
 def _pct(x: float | None) -> str:
     """A share as ``12.3%`` (``n/a`` for None)."""
     return "n/a" if x is None else f"{100 * x:.1f}%"
@@ -286,8 +291,8 @@ def _genuine_k(df: pd.DataFrame, k: int, cfg: dict, confidence: float) -> dict[s
     out["formula_not_passed"] = None if p is None else independent_not_passed(p, k, p_stop, raf)
     out["formula_frr"] = None if p is None else independent_reject(p - p_stop, k, raf, cfg["on_exhausted"])
     np_ = out["not_passed"]
-    out["text"] = (f"with {k} attempt{'s' if k > 1 else ''}: no complete transaction" if np_ is None else
-                   f"with {k} attempt{'s' if k > 1 else ''}, {np_['k']}/{np_['n']} honest transactions fail "
+    out["text"] = (_with(k) + ": no complete transaction" if np_ is None else
+                   _with(k) + f", {np_['k']}/{np_['n']} honest transactions fail "
                    f"({_pct(np_['value'])}, {100 * confidence:g}% CI {_pct(np_['lo'])}-{_pct(np_['hi'])}, "
                    f"{np_['n_subjects']} people); independent attempts would give {_pct(out['formula_not_passed'])}")
     return out
@@ -313,8 +318,8 @@ def _attack_rates(df: pd.DataFrame, w: dict, k: int, cfg: dict, confidence: floa
     out["formula_iapar"] = None if a is None else independent_accept(a, k, p_stop, cfg["review_after_failures"])
     out["formula_apcer"] = None if not so.size else independent_accept(float(np.mean(pad[idx])), k)
     ia = out["iapar"]
-    out["text"] = (f"with {k} attempt{'s' if k > 1 else ''}: no complete attack transaction" if ia is None else
-                   f"with {k} attempt{'s' if k > 1 else ''}, IAPAR rises from {_pct(a)} to {_pct(ia['value'])} "
+    out["text"] = (_with(k) + ": no complete attack transaction" if ia is None else
+                   _with(k) + f", IAPAR rises from {_pct(a)} to {_pct(ia['value'])} "
                    f"({ia['k']}/{ia['n']}, {ia['n_subjects']} people; independent attempts would give "
                    f"{_pct(out['formula_iapar'])})")
     return out

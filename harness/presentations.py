@@ -114,7 +114,8 @@ def pool(samples: pd.DataFrame, embeddings: np.ndarray, ids: pd.Series, aggregat
     at least one frame; fta: none; rejected: every file rejected), ``reason``, ``pad_score`` (aggregated),
     ``det_prob`` (best frame), ``n_frames``, ``frames_scored``, ``frames_fta``, ``frames_rejected``,
     ``frames_used`` (by the rule), ``order`` (capture order of the presentation), ``duration_s`` (frames spanned /
-    fps, from the video's own fps or ``fps``; NaN when unknown)."""
+    fps, from the video's own fps or ``fps``; NaN when unknown), ``frames_context_clamped`` (frames whose PAD crop
+    ran off the image: the model saw less context than it was trained with)."""
     agg = check_aggregation(aggregation)
     if template not in TEMPLATES:
         raise ValueError(f"presentation.template must be one of {list(TEMPLATES)}, got {template!r}")
@@ -139,13 +140,21 @@ def pool(samples: pd.DataFrame, embeddings: np.ndarray, ids: pd.Series, aggregat
                    det_prob=float(np.nanmax(prob[ok])) if prob is not None and ok.any() else np.nan,
                    n_frames=len(g), frames_scored=int(ok.sum()), frames_fta=int((st == "fta").sum()),
                    frames_rejected=int((st == "rejected").sum()), frames_used=int(used),
-                   order=int(g["_ord"].min()), duration_s=_duration(g, fps))
+                   order=int(g["_ord"].min()), duration_s=_duration(g, fps),
+                   frames_context_clamped=_clamped(g))
         rows.append(row)
         idx = g["_row"].to_numpy()[ok]
         embs.append(_template(embeddings[idx], prob[ok] if prob is not None else np.zeros(len(idx)), template, metric)
                     if ok.any() else np.full(dim, np.nan))
     out = pd.DataFrame(rows).reset_index(drop=True)
     return out, (np.stack(embs) if embs else np.zeros((0, dim)))
+
+
+def _clamped(g: pd.DataFrame) -> int:
+    """Frames of the presentation whose PAD crop ran off the image (``pad_context_clamped``; 0 when unknown)."""
+    if "pad_context_clamped" not in g.columns:
+        return 0
+    return int(pd.array(g["pad_context_clamped"], dtype="boolean").fillna(False).sum())
 
 
 def _duration(g: pd.DataFrame, fps: float | None) -> float:
@@ -180,8 +189,9 @@ def presentation_trials(samples: pd.DataFrame, embeddings: np.ndarray, ids: pd.S
 
 
 def presentation_counts(probes: pd.DataFrame) -> dict:
-    """Per partition and class: presentations, people, frames, failures to acquire and presentations scored on
-    only part of their frames (``partial``)."""
+    """Per partition and class: presentations, people, frames, failures to acquire, presentations scored on only
+    part of their frames (``partial``) and presentations with a PAD crop that ran off the image
+    (``context_clamped``: at least one frame)."""
     out: dict = {}
     for (part, label), g in probes.groupby(["partition", "label"]):
         out.setdefault(str(part), {})[str(label)] = {
@@ -189,6 +199,7 @@ def presentation_counts(probes: pd.DataFrame) -> dict:
             "scored": int((g["status"] == "scored").sum()), "fta": int((g["status"] == "fta").sum()),
             "rejected": int((g["status"] == "rejected").sum()),
             "partial": int(((g["status"] == "scored") & (g["frames_scored"] < g["n_frames"])).sum()),
+            "context_clamped": int((g.get("frames_context_clamped", pd.Series(0, index=g.index)).fillna(0) > 0).sum()),
             "frames_per_presentation": {"min": int(g["n_frames"].min()), "median": float(g["n_frames"].median()),
                                         "max": int(g["n_frames"].max())}}
     return out

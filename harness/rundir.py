@@ -10,7 +10,8 @@ A run directory written by :func:`write_tables` holds, besides what the experime
 - (1.1) ``presentations.parquet`` / ``presentations.csv``: the probe presentations (:mod:`harness.presentations`: one
   row per video or group of stills, its aggregated PAD score, frame counts, ``partition``), and
   ``presentation_trials.parquet``: the trials with every probe a presentation; ``scores`` gains ``presentation``
-  and ``capture_order``;
+  and ``capture_order``; ``protocol_presentations.parquet`` / ``.csv``: every video of every official sub-protocol
+  with its score (:mod:`harness.official`);
 - ``run_config.json``: the resolved (redacted) configuration;
 - ``summary.json`` (written through :func:`write_summary`);
 - ``run_manifest.json``: ``format_version`` and every file above with its sha256 (and row count for tables).
@@ -42,7 +43,8 @@ CONFIG_FILE = "run_config.json"
 TABLES = {"scores": ("scores.parquet", "scores.csv"), "probes": ("probes.parquet", None),
           "trials": ("trials.parquet", "trials.csv"),
           "presentations": ("presentations.parquet", "presentations.csv"),
-          "presentation_trials": ("presentation_trials.parquet", None)}
+          "presentation_trials": ("presentation_trials.parquet", None),
+          "protocol_presentations": ("protocol_presentations.parquet", "protocol_presentations.csv")}
 BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
 #: the 5 landmarks (order of :mod:`harness.models.base`) as columns of ``scores``
 LANDMARK_COLUMNS = tuple(f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y"))

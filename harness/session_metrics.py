@@ -109,6 +109,10 @@ def presentation_metrics(summary: dict, part: str = "eval") -> dict[str, float]:
         for k in path:
             r = r.get(k) if isinstance(r, dict) else None
         _rate_fields(out, f"presentation/{part}/{name}", r)
+    counts = ((summary.get("presentations") or {}).get("counts") or {}).get(part) or {}
+    for label, c in counts.items():  # the context check per presentation (harness.presentations)
+        if isinstance(c.get("context_clamped"), int):
+            out[f"presentation/{part}/{label}/context_clamped"] = float(c["context_clamped"])
     return out
 
 

@@ -183,3 +183,21 @@ def decode_sample(data: bytes, path: str, frame: int = -1, max_pixels: int | Non
     from harness.faces.video import decode_frame  # PyAV only when a video is decoded
 
     return decode_frame(data, path, int(frame), max_pixels=max_pixels)
+
+
+def sample_hw(data: bytes, path: str, frame: int = -1, max_pixels: int | None = None) -> tuple[int, int] | None:
+    """``(H, W)`` of the array :func:`decode_sample` returns, without decoding a still image's pixels (its header,
+    the reduced JPEG size over ``max_pixels``, EXIF orientation 5-8 swapping the sides); a video's size from its
+    first frame (decoded, upright). ``None`` when the sample does not open. For samples whose scores are cached."""
+    try:
+        if frame is not None and int(frame) >= 0:
+            return tuple(int(v) for v in decode_sample(data, path, 0, max_pixels=max_pixels).shape[:2])
+        with _open_checked(data, path, max_pixels, None) as im:
+            w, h = im.size
+            try:
+                turned = int(im.getexif().get(0x0112, 1) or 1) in (5, 6, 7, 8)
+            except Exception:  # noqa: BLE001 - an unreadable EXIF block: decoded as stored
+                turned = False
+    except DecodeError:
+        return None
+    return (int(w), int(h)) if turned else (int(h), int(w))

@@ -100,6 +100,30 @@ class PADModel(_Model):
         """
         return None
 
+    def context_clamped(self, box_xyxy, image_hw: tuple[int, int]) -> bool:
+        """Whether this model's crop for face box ``box_xyxy`` in an ``image_hw = (H, W)`` frame had to be shrunk or
+        shifted to fit the frame, so the model sees less context (on at least one side) than its crop rule asks.
+
+        The default is ``False``: a model whose crop adds no context around the box has nothing to clamp. Models
+        that expand the box (MiniFASNet's scale, the Faceplugin and expo crops) override it with their own crop
+        arithmetic; derived data, never cached."""
+        return False
+
+
+def box_off_image(image_hw: tuple[int, int], x1: float, y1: float, x2: float, y2: float) -> bool:
+    """Whether the rectangle with inclusive pixel corners ``(x1, y1)``-``(x2, y2)`` leaves ``[0, W-1] x [0, H-1]``."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    return bool(x1 < 0 or y1 < 0 or x2 > w - 1 or y2 > h - 1)
+
+
+def scaled_box_off_image(image_hw: tuple[int, int], xywh, scale: float) -> bool:
+    """Whether the ``[x, y, w, h]`` box scaled by ``scale`` about its centre runs off the frame: exactly when
+    Silent-Face's ``CropImage._get_new_box`` (``min((H-1)/h, (W-1)/w, scale)``, then a shift back inside the frame)
+    shrinks or shifts the crop, since a scaled box wider than ``W-1`` (or taller than ``H-1``) must cross a border."""
+    x, y, w, h = (float(v) for v in xywh)
+    cx, cy, nw, nh = x + w / 2, y + h / 2, w * scale, h * scale
+    return box_off_image(image_hw, cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2)
+
 
 def similarity(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     """Row-wise score: cosine similarity, or ``-`` Euclidean distance (so higher always = more similar)."""

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.models.base import PADModel
+from harness.models.base import PADModel, scaled_box_off_image
 from harness.models.registry import check_options, register_pad
 from harness.models.weights import WeightFile, weights_file
 
@@ -361,6 +361,10 @@ class MiniFASNetPAD(PADModel):
         """The inclusive source rectangle :meth:`crop` slices and resizes to 80x80 (see :func:`crop_scaled`)."""
         return [crop_region(frame_hw, BOX_MAPPINGS[self.box_mapping](box), self.scale)]
 
+    def context_clamped(self, box_xyxy, image_hw: tuple[int, int]) -> bool:
+        """True when :func:`get_new_box` shrinks or shifts the mapped box's ``scale`` crop to fit the frame."""
+        return scaled_box_off_image(image_hw, xyxy_to_xywh(BOX_MAPPINGS[self.box_mapping](box_xyxy)), self.scale)
+
     def probabilities(self, crops: torch.Tensor) -> torch.Tensor:
         """All three softmax outputs ``[B, 3]`` (index 1 = live; 0 and 2 are undocumented spoof classes)."""
         return F.softmax(self.net(_to_bgr_float(crops, self.device)), dim=1)
@@ -401,6 +405,10 @@ class MiniFASNetEnsemble(PADModel):
     def crop_regions(self, frame_hw: tuple[int, int], box: np.ndarray) -> list[tuple[int, int, int, int]]:
         """V2 rectangle then V1SE rectangle (the left and right halves of :meth:`crop`)."""
         return self.v2.crop_regions(frame_hw, box) + self.v1se.crop_regions(frame_hw, box)
+
+    def context_clamped(self, box_xyxy, image_hw: tuple[int, int]) -> bool:
+        """True when either member's crop is clamped (in practice the V1SE one, scale 4.0, first)."""
+        return self.v2.context_clamped(box_xyxy, image_hw) or self.v1se.context_clamped(box_xyxy, image_hw)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         if crops.ndim != 4 or tuple(crops.shape[2:]) != self.crop_size:

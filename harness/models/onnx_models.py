@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.faces.align import ARCFACE_TEMPLATE_112  # noqa: F401  (re-exported: the embedder template)
-from harness.models.base import Embedder, PADModel
+from harness.models.base import Embedder, PADModel, scaled_box_off_image
 from harness.models.minifasnet import enlarge_within
 from harness.models.onnx_files import (  # noqa: F401  (re-exported: the ONNX file handling lives there)
     batch_dynamic,
@@ -275,6 +275,11 @@ class FacepluginLiveness(PADModel):
         x, y, w, h = faceplugin_liveness_box(box, frame_hw)
         return [(x, y, min(x + w, frame_hw[1]) - 1, min(y + h, frame_hw[0]) - 1)]
 
+    def context_clamped(self, box_xyxy, image_hw: tuple[int, int]) -> bool:
+        """True when the 2.7x box about the ``parseInt`` box (:func:`faceplugin_liveness_box`) runs off the frame,
+        so its scale is reduced or the rectangle shifted inside (the MiniFASNet rule with this box convention)."""
+        return scaled_box_off_image(image_hw, faceplugin_liveness_xywh(box_xyxy), LIVENESS_SCALE)
+
     def to_input(self, crops: torch.Tensor) -> torch.Tensor:
         x = crops.float()
         return x.flip(1) if self.channels == "BGR" else x
@@ -287,15 +292,21 @@ class FacepluginLiveness(PADModel):
         return self.probabilities(crops)[:, LIVENESS_LIVE_INDEX].float()
 
 
-def faceplugin_liveness_box(box_xyxy, frame_hw: tuple[int, int],
-                            scale: float = LIVENESS_SCALE) -> tuple[int, int, int, int]:
-    """``alignLivenessImage``'s rectangle ``(x, y, w, h)`` for a face box ``(x1, y1, x2, y2)``."""
+def faceplugin_liveness_xywh(box_xyxy) -> tuple[int, int, int, int]:
+    """``alignLivenessImage``'s box ``[x1, y1, |x2 - x1|, |y2 - y1|]`` of the ``parseInt`` corners (before scaling)."""
     b = np.asarray(box_xyxy, dtype=np.float64).reshape(-1)
     x1, y1, x2, y2 = (int(v) for v in b[:4])  # parseInt truncates toward zero
-    src_h, src_w = frame_hw
     box_w, box_h = abs(x2 - x1), abs(y2 - y1)
     if box_w <= 0 or box_h <= 0:
         raise ValueError(f"degenerate face box {b[:4].tolist()}")
+    return x1, y1, box_w, box_h
+
+
+def faceplugin_liveness_box(box_xyxy, frame_hw: tuple[int, int],
+                            scale: float = LIVENESS_SCALE) -> tuple[int, int, int, int]:
+    """``alignLivenessImage``'s rectangle ``(x, y, w, h)`` for a face box ``(x1, y1, x2, y2)``."""
+    x1, y1, box_w, box_h = faceplugin_liveness_xywh(box_xyxy)
+    src_h, src_w = frame_hw
     lx, ly, rx, ry = enlarge_within(src_w, src_h, x1, y1, box_w, box_h, scale)
     x = max(int(lx), 0)
     y = max(int(ly), 0)

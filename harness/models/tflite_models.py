@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from harness.faces.align import ARCFACE_TEMPLATE_112  # noqa: F401  (re-exported: the embedder template)
-from harness.models.base import Embedder, PADModel
+from harness.models.base import Embedder, PADModel, box_off_image
 from harness.models.registry import check_options, register_embedder, register_pad
 from harness.models.tflite_graph import (  # noqa: F401  (re-exported: the flatbuffer replay lives there)
     LiteRTRunner,
@@ -87,6 +87,21 @@ ANTISPOOF_WEIGHTS = WeightFile(
 # --------------------------------------------------------------------------------------------------------------
 # Crop rules
 # --------------------------------------------------------------------------------------------------------------
+def expo_square(box_xyxy) -> tuple[int, int, int, int]:
+    """``Box.toSquareShape`` of the ``int()`` box corners: inclusive ``(left, top, right, bottom)``, before the
+    shift inside the frame (``width = right - left + 1``; the shorter side grows about the centre)."""
+    b = np.asarray(box_xyxy, dtype=np.float64).reshape(-1)
+    x1, y1, x2, y2 = (int(v) for v in b[:4])
+    w, h = x2 - x1 + 1, y2 - y1 + 1
+    if w > h:
+        y1 -= (w - h) // 2
+        y2 += (w - h + 1) // 2
+    else:
+        x1 -= (h - w) // 2
+        x2 += (h - w + 1) // 2
+    return x1, y1, x2, y2
+
+
 def expo_square_box(box_xyxy, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """The package's crop rectangle ``(left, top, right, bottom)`` (right/bottom exclusive) for a face box.
 
@@ -96,15 +111,8 @@ def expo_square_box(box_xyxy, frame_hw: tuple[int, int]) -> tuple[int, int, int,
     frame is clipped to it (the package would throw).
     """
     b = np.asarray(box_xyxy, dtype=np.float64).reshape(-1)
-    x1, y1, x2, y2 = (int(v) for v in b[:4])
+    x1, y1, x2, y2 = expo_square(box_xyxy)
     h_img, w_img = frame_hw
-    w, h = x2 - x1 + 1, y2 - y1 + 1
-    if w > h:
-        y1 -= (w - h) // 2
-        y2 += (w - h + 1) // 2
-    else:
-        x1 -= (h - w) // 2
-        x2 += (h - w + 1) // 2
     if x1 < 0 or y1 < 0:
         n = max(-x1, -y1)
         x1, y1, x2, y2 = x1 + n, y1 + n, x2 + n, y2 + n
@@ -248,6 +256,12 @@ class FaceAntiSpoofingTFLite(_TFLiteModel, PADModel):
         """The inclusive source rectangle :meth:`crop` resizes to 256x256."""
         x1, y1, x2, y2 = expo_square_box(box, frame_hw)
         return [(x1, y1, x2 - 1, y2 - 1)]
+
+    def context_clamped(self, box_xyxy, image_hw: tuple[int, int]) -> bool:
+        """True when the package's square about the box (:func:`expo_square`) crosses a frame border, so
+        ``Box.limitSquare`` shifts it (or :func:`expo_square_box` clips it): the only context this crop adds is
+        the squaring of the shorter side."""
+        return box_off_image(image_hw, *expo_square(box_xyxy))
 
     @staticmethod
     def to_input(crops: torch.Tensor) -> torch.Tensor:

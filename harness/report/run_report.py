@@ -357,6 +357,17 @@ def _calibration_section(fig: str, cal: dict) -> str:
     return f'<section id="calibration"><h2>Calibration</h2>{fig}<p style="font-size:12px">{H.esc(cal_txt)}</p></section>'
 
 
+def _context_line(a: dict) -> str:
+    """One line on the PAD crops clamped to the frame (accounting ``pad_context_clamped``); empty for older runs."""
+    if a.get("pad_context_clamped") is None:
+        return ""
+    share = a.get("pad_context_clamped_share")
+    pct = "n/a" if share is None else f"{100 * share:.1f}%"
+    return (f'<p>PAD crop clamped to the frame: <b>{a["pad_context_clamped"]}</b> scored frames ({pct}): the face '
+            "box scaled by the PAD model's crop rule ran off the image (e.g. tight face crops), so the model saw "
+            "less context than it was trained with</p>")
+
+
 def _accounting_section(s: dict) -> str:
     """Failures to acquire and rejected samples."""
     a = s["accounting"]
@@ -370,7 +381,7 @@ def _accounting_section(s: dict) -> str:
     rej = pd.DataFrame(s.get("rejected_samples") or [], columns=["sample_id", "code", "reason"])
     return ('<section id="accounting"><h2>Failures to acquire and rejected samples</h2>'
             f'<p>input {a.get("input_samples")}: scored {a.get("scored")}, FTA (no face) <b>{a.get("fta")}</b>, '
-            f'rejected <b>{a.get("rejected")}</b></p>{H.table(pd.DataFrame(fta_rows), "fta-table")}'
+            f'rejected <b>{a.get("rejected")}</b></p>{_context_line(a)}{H.table(pd.DataFrame(fta_rows), "fta-table")}'
             f'<h3>Rejected samples ({len(rej)})</h3>{H.table(rej, "rejected-table", max_rows=50)}'
             f'<details><summary>all counts</summary>{H.table(acc, "accounting-table")}</details></section>')
 

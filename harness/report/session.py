@@ -47,6 +47,7 @@ def _counts_table(counts: dict) -> pd.DataFrame:
             rows.append({"partition": part, "class": label, "presentations": c.get("presentations"),
                          "people": c.get("people"), "frames": c.get("frames"), "FTA": c.get("fta"),
                          "scored on part of its frames": c.get("partial"),
+                         "PAD crop ran off the image": c.get("context_clamped"),
                          "frames per presentation (min / median / max)":
                              f"{fpp.get('min')} / {fpp.get('median')} / {fpp.get('max')}"})
     return pd.DataFrame(rows)

@@ -102,7 +102,7 @@ def run_batched(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreSto
         run.score(loaded)
         bar.update(len(loaded["idx"]))
     bar.close()
-    table = run.ledger.table()
+    table = run.ledger.table(pad)
     run.finish(time.perf_counter() - t_start)
     return table
 
@@ -165,10 +165,12 @@ class BatchedRun:
         for i, (c, e) in loaded["read_err"].items():
             led.reject(i, c, e)
         led.notes.update(loaded.get("notes", {}))
+        led.sizes.update(loaded.get("sizes", {}))
         with self.timer("cache"):
             chunk = led.open_chunk(loaded["hash"], loaded["idx"], self.store)
         need = chunk.needs_image()
         images = self.upload(loaded, need)
+        led.sizes.update({i: hw for i, (hw, _) in images.where.items()})
         self.run_stages(chunk, [i for i in need if i in images.where and led.status[i] != "rejected"], images)
         with self.timer("cache"):
             self.store.put_many(chunk.new)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from harness.faces.decode import (DEFAULT_MAX_PIXELS, DecodeError, content_hash, decode_image, decode_note,
-                                  decode_sample, read_bytes, reject_code)
+                                  decode_sample, read_bytes, reject_code, sample_hw)
 from harness.scoring.store import StoreReader, cache_key
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -99,12 +99,19 @@ class ChunkSource(torch.utils.data.Dataset):
         groups: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
         jpeg_idx, jpeg_blobs = [], []
         dec_err: dict[int, tuple[str, str]] = {}  # row -> (code, reason)
+        sizes: dict[int, tuple[int, int]] = {}  # cached faces: row -> decoded (H, W)
+        hw_of: dict[str, tuple[int, int] | None] = {}
         for i in hashes:
             kd, ke, kp = keys[i]
             data = blobs[i]
             if kd in hit and (np.isnan(hit[kd][0]) or (ke in hit and kp in hit)):
                 if self.frames[i] < 0 and (note := decode_note(data, self.paths[i], self.max_pixels)):
                     notes[i] = note
+                if not np.isnan(hit[kd][0]):  # a cached face: its frame size for pad_context_clamped
+                    p = self.paths[i]
+                    hw_of[p] = hw_of[p] if p in hw_of else sample_hw(data, p, self.frames[i], self.max_pixels)
+                    if hw_of[p] is not None:
+                        sizes[i] = hw_of[p]
                 continue  # nothing left to compute for this sample
             try:
                 img = None
@@ -134,7 +141,7 @@ class ChunkSource(torch.utils.data.Dataset):
         out = {
             "idx": idx, "hash": hashes, "read_err": read_err, "dec_err": dec_err, "notes": notes,
             "groups": {hw: (rows, torch.stack(ims).contiguous()) for hw, (rows, ims) in groups.items()},
-            "jpeg_idx": jpeg_idx,
+            "jpeg_idx": jpeg_idx, "sizes": sizes,
         }
         if jpeg_blobs:
             lens = [len(b) for b in jpeg_blobs]

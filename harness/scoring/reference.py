@@ -13,7 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.faces.align import warp_to_template
-from harness.faces.decode import DecodeError, content_hash, decode_note, decode_sample, read_bytes, reject_code
+from harness.faces.decode import (DecodeError, content_hash, decode_note, decode_sample, read_bytes, reject_code,
+                                  sample_hw)
 from harness.faces.detect import Detection, MTCNNDetector
 from harness.models.base import Embedder, PADModel
 from harness.scoring.store import ScoreStore
@@ -60,9 +61,16 @@ def _decode_chunk(led: Ledger, chunk: Chunk, blobs: dict[int, bytes], max_pixels
     """Decode the rows that still need pixels; fully cached rows only get their decode note from the header."""
     need = chunk.needs_image()
     images: dict[int, np.ndarray] = {}
-    for i in set(chunk.live) - set(need):
+    sizes: dict[str, tuple[int, int] | None] = {}  # one size per file (a video's frames share it)
+    for i in sorted(set(chunk.live) - set(need)):
         if led.frames[i] < 0 and (note := decode_note(blobs[i], led.manifest.at[i, "path"], max_pixels)):
             led.notes[i] = note
+        if not np.isnan(chunk.hit[chunk.k_det[i]][0]):  # a cached face: its frame size for pad_context_clamped
+            path = led.manifest.at[i, "path"]
+            hw = sizes.get(path) if path in sizes else sample_hw(blobs[i], path, led.frames[i], max_pixels)
+            sizes[path] = hw
+            if hw is not None:
+                led.sizes[i] = hw
     for i in need:
         note: list[str] = []
         try:
@@ -72,6 +80,8 @@ def _decode_chunk(led: Ledger, chunk: Chunk, blobs: dict[int, bytes], max_pixels
             led.reject(i, reject_code(e), str(e))
         if note:
             led.notes[i] = "; ".join(note)
+        if i in images:
+            led.sizes[i] = (int(images[i].shape[0]), int(images[i].shape[1]))
     return images
 
 
@@ -122,4 +132,4 @@ def score_manifest(
         chunk.collect()
         bar.update(len(idx))
     bar.close()
-    return led.table()
+    return led.table(pad)

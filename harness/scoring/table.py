@@ -80,9 +80,23 @@ def collect_outputs(faced, embs, pads, paths, status, reason, emb, pad_score, co
         emb[i], pad_score[i] = e, p
 
 
-def finish_table(manifest, status, reason, det_arr, pad_score, emb, stats, code=None, notes=None) -> ScoreTable:
+def context_flags(pad, status, det_arr, sizes: dict) -> pd.arrays.BooleanArray:
+    """``pad_context_clamped`` per row: ``pad.context_clamped(box, (H, W))`` of each scored row whose decoded size
+    is known (``sizes[row]``), else NA (FTA, rejected, no size, or a PAD model without the method). Derived from
+    the box and the frame size, never cached; it changes no score."""
+    out = pd.array([pd.NA] * len(status), dtype="boolean")
+    fn = getattr(pad, "context_clamped", None)
+    for i, st in enumerate(status):
+        if fn is not None and st == "scored" and i in sizes and not np.isnan(det_arr[i, PROB]):
+            out[i] = bool(fn(det_arr[i, BOX], sizes[i]))
+    return out
+
+
+def finish_table(manifest, status, reason, det_arr, pad_score, emb, stats, code=None, notes=None,
+                 clamped=None) -> ScoreTable:
     """The ScoreTable contract: manifest columns + status, code, reason, detection columns (``faces``: faces found,
-    0 for FTA, empty when rejected), pad_score, decode_note."""
+    0 for FTA, empty when rejected), pad_score, pad_context_clamped (nullable boolean, :func:`context_flags`; all
+    NA when ``clamped`` is None), decode_note."""
     out = manifest.copy()
     n = len(out)
     code = np.array([""] * n, dtype=object) if code is None else code
@@ -99,6 +113,7 @@ def finish_table(manifest, status, reason, det_arr, pad_score, emb, stats, code=
     for c, col in zip(("box_x1", "box_y1", "box_x2", "box_y2"), det_arr[:, BOX].T):
         out[c] = col
     out["pad_score"] = pad_score
+    out["pad_context_clamped"] = pd.array([pd.NA] * n, dtype="boolean") if clamped is None else clamped
     out["decode_note"] = [""] * n if notes is None else [notes.get(i, "") for i in range(n)]
     return ScoreTable(samples=out, embeddings=emb, stats=stats, detections=det_arr.copy())
 
@@ -124,6 +139,7 @@ class Ledger:
         self.reason = np.array([""] * n, dtype=object)
         self.code = np.array([""] * n, dtype=object)
         self.notes: dict[int, str] = {}
+        self.sizes: dict[int, tuple[int, int]] = {}  # row -> decoded (H, W), for pad_context_clamped
         self.det = np.full((n, ROW_WIDTH), np.nan)
         self.pad_score = np.full(n, np.nan)
         self.emb = np.full((n, dim), np.nan, dtype=np.float32)
@@ -146,9 +162,11 @@ class Ledger:
         hit = store.get_many([*k_det.values(), *k_emb.values(), *k_pad.values()])
         return Chunk(self, live, k_det, k_emb, k_pad, hit)
 
-    def table(self) -> ScoreTable:
+    def table(self, pad=None) -> ScoreTable:
+        """The ScoreTable of the run so far; with ``pad``, its ``pad_context_clamped`` flags (else all NA)."""
+        clamped = None if pad is None else context_flags(pad, self.status, self.det, self.sizes)
         return finish_table(self.manifest, self.status, self.reason, self.det, self.pad_score, self.emb, self.stats,
-                            code=self.code, notes=self.notes)
+                            code=self.code, notes=self.notes, clamped=clamped)
 
 
 @dataclass

@@ -21,7 +21,9 @@ HERE = Path(__file__).resolve().parent
 IGNORED = [r"^run/", r"^accounting/(detect|embed|pad)_(cached|computed)$", r"(^|/)wall_time_s$",
            r"(^|/)scoring_time_s$",
            # blocks added after the recording (new results, not moved code): per-presentation rates and the flow
-           r"^presentations/", r"^flow/"]
+           r"^presentations/", r"^flow/",
+           # added after the recording: the PAD context check (derived from the boxes, changes no score)
+           r"^accounting/pad_context_clamped$", r"^accounting/pad_context_clamped_share$"]
 
 
 def flatten_numbers(x, prefix: str = "") -> dict[str, float | int]:

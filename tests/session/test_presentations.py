@@ -39,17 +39,11 @@ PROTOCOL = {"enrol": {"mode": "field", "field": "split", "enrol_in": ["train"], 
             "partition": "subjects", "dev_fraction": 0.5, "seed": 0}
 
 
-def test_nuaa_groups_frames_by_subject_label_glasses_pose_and_session():
+def test_nuaa_groups_frames_by_subject_label_glasses_pose_and_session(shared):
     """NUAA's 2,563 shared frames are 143 presentations; its test session holds 9 bona fide and 73 attack ones."""
-    import os
-    from pathlib import Path
-
     from harness.data.registry import load_dataset
 
-    root = Path(os.environ.get("HARNESS_SHARED", "../shared")) / "datasets" / "nuaa"
-    if not root.is_dir():
-        pytest.skip("shared NUAA not present")
-    m = load_dataset("nuaa", root=str(root))
+    m = load_dataset("nuaa", root=str(shared / "datasets" / "nuaa"))
     ids = presentation_ids(m, "nuaa")
     assert ids.nunique() == 143
     test = m["split"] == "test"
