@@ -30,6 +30,6 @@ setup(
     packages=find_namespace_packages(include=["harness", "harness.*"], exclude=["*.__pycache__"]) + CONF_PACKAGES,
     package_dir={"harness.conf": "conf"},
     # data files shipped next to the modules: the Hydra configs (and any template a harness package adds)
-    package_data={"": ["*.yaml", "*.json", "*.html", "*.css", "*.js", "py.typed"]},
+    package_data={"": ["*.yaml", "*.json", "*.html", "*.css", "*.js", "py.typed", "*.txt", "*.csv", "SOURCE.md"]},
     cmdclass={"build_py": CleanBuildPy},
 )

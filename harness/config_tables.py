@@ -248,6 +248,7 @@ DETECTOR: dict[str, Check] = {
     "factor": number(0, 1, open_lo=True, open_hi=True),
     "min_prob": number(0, 1),
     "pad_fraction": number(0),
+    "max_side": integer(1, null=True),
     "backend": choice("torch", "opencv"),
     "caffemodel": text(null=True),
     "prototxt": text(null=True),

@@ -23,19 +23,40 @@ The quality order of clips 1/2 (3/4, ...) follows bob.db.casia_fasd (``1,3,5,7``
 some third-party descriptions give the opposite order. Capture devices: low = a long-used USB camera,
 normal = a new USB camera, high = Sony NEX-5.
 
-Protocols: ``official`` (train = train_release, test = test_release) and ``grandtest`` (Idiap: train_release
-subjects 1-15 train, 16-20 dev; test_release test).
+Protocols: ``official`` (train = train_release, test = test_release) and ``grandtest``, read from the public
+list of bob.db.casia_fasd 2.0.9 (``newfolds/real.txt``, BSD; shipped as ``protocol_lists/casia_fasd/``): its
+spoofing interface's default ``fold_no=1`` is dev (train_release subjects 10, 14, 16, 20), the other folds train;
+test_release test.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 
 from harness.data.common import LayoutError, ManifestBuilder, find_dir, require_root
 from harness.data.registry import register_dataset
 from harness.data.video import is_video
+
+#: bob.db.casia_fasd 2.0.9's newfolds/real.txt: ``train_release/<subject>/<clip>\t<fold 1..5>`` (SOURCE.md beside it)
+FOLDS_FILE = Path(__file__).with_name("protocol_lists") / "casia_fasd" / "newfolds_real.txt"
+GRANDTEST_DEV_FOLD = 1
+
+
+@lru_cache(maxsize=1)
+def grandtest_dev_subjects() -> frozenset[int]:
+    """train_release subjects in the grandtest dev set: fold :data:`GRANDTEST_DEV_FOLD` of the public list."""
+    dev = set()
+    for line in FOLDS_FILE.read_text().splitlines():
+        if line.strip():
+            rel, fold = line.split("\t")
+            if int(fold) == GRANDTEST_DEV_FOLD:
+                dev.add(int(rel.split("/")[1]))
+    return frozenset(dev)
+
 
 HOW_TO_OBTAIN = (
     "CASIA-FASD: request it from the Center for Biometrics and Security Research (CBSR), Institute of Automation, "
@@ -95,7 +116,7 @@ def load_casia_fasd(root: str, protocol: str = "official", frames=None, on_probl
             if protocol == "official":
                 split = release
             else:
-                split = "test" if release == "test" else ("train" if n <= 15 else "dev")
+                split = "test" if release == "test" else ("dev" if n in grandtest_dev_subjects() else "train")
             found = {}
             for f in sorted(sd.iterdir()):
                 if not f.is_file():

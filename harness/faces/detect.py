@@ -7,7 +7,8 @@ configuration (``config``, hashed into ``detector_id``, the score cache key). De
 entry point). The batched engine has a tensor fast path for detectors exposing facenet-pytorch's ``mtcnn`` module and
 :meth:`MTCNNDetector.pick`; any other detector is run through its own :meth:`Detector.detect`.
 
-MTCNN needs equal image sizes within a batch, so :meth:`MTCNNDetector.detect` groups images by size. When
+MTCNN needs equal image sizes within a batch, so :meth:`MTCNNDetector.detect` groups images by size; images larger
+than ``max_side`` are downscaled and letterboxed to a common canvas instead (:mod:`harness.faces.letterbox`). When
 several faces are found, the largest box (area) is kept (NUAA frames contain bystanders); no face = failure
 to acquire (``None``). ``pad_fraction`` > 0 pads each image with black by that fraction of its longer side
 before detection (coordinates are returned in the original image): MTCNN misplaces landmarks by ~12 px
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.faces.letterbox import face_floor, letterbox, map_back, plan
 from harness.registry import Registry
 
 #: ``detector.name -> Detector class / factory (**config, batch_size, device)``; MTCNN registers below
@@ -92,19 +94,34 @@ class Detector(ABC):
 
 @register_detector("mtcnn")
 class MTCNNDetector(Detector):
-    """facenet-pytorch MTCNN (weights ship in its wheel) run in size-grouped batches."""
+    """facenet-pytorch MTCNN (weights ship in its wheel) run in size-grouped batches.
+
+    ``max_side`` (default 1024; None: full resolution, the old behaviour): an image whose longer side exceeds it
+    is downscaled (area interpolation) to that longer side before detection, and the downscaled images of a batch
+    are letterboxed to a common canvas and detected together; boxes and landmarks are returned in the original
+    image (:mod:`harness.faces.letterbox`). Images not larger than ``max_side`` are detected exactly as before.
+    ``min_face_size`` is the smallest face in ORIGINAL pixels: a downscaled image is searched with
+    ``min_face_size * scale`` (floored at MTCNN's 12 px net size). The smallest face the default settings
+    (``min_face_size=40``, ``max_side=1024``) still find: 40 px in a 640x480 frame (not resized); in a 4032x3024
+    (or 3024x4032) photo, scale 1024/4032 = 0.254, the 12 px floor binds: 12 / 0.254 = 47 px (original pixels).
+    """
 
     def __init__(self, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
-                 min_prob: float = 0.0, batch_size: int = 16, device: str = "cpu", pad_fraction: float = 0.0, **_):
+                 min_prob: float = 0.0, batch_size: int = 16, device: str = "cpu", pad_fraction: float = 0.0,
+                 max_side: int | None = 1024, **_):
         from facenet_pytorch import MTCNN
 
+        if max_side is not None and int(max_side) < 1:
+            raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
+        self.max_side = None if max_side is None else int(max_side)
         self.config = dict(kind="mtcnn", min_face_size=int(min_face_size), thresholds=[float(t) for t in thresholds],
                            factor=float(factor), min_prob=float(min_prob), select="largest",
-                           pad_fraction=float(pad_fraction),
+                           pad_fraction=float(pad_fraction), max_side=self.max_side,
                            facenet_pytorch=metadata.version("facenet-pytorch"))
         self.batch_size = int(batch_size)
         self.min_prob = float(min_prob)
         self.pad_fraction = float(pad_fraction)
+        self.min_face_size, self.factor = int(min_face_size), float(factor)
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), factor=factor,
                            post_process=False, device=torch.device(device))
 
@@ -128,28 +145,42 @@ class MTCNNDetector(Detector):
         return Detection(box=boxes[i], prob=float(probs[i]), landmarks=points[i], n_faces=int(len(boxes)))
 
     def detect(self, images: list[np.ndarray]) -> list[Detection | None]:
-        """RGB uint8 HxWx3 images (any mix of sizes) -> one Detection or None (no face) per image, in order."""
+        """RGB uint8 HxWx3 images (any mix of sizes) -> one Detection or None (no face) per image, in order.
+
+        ``pad_fraction`` pads first; the padded images are then planned (:func:`harness.faces.letterbox.plan`):
+        equal sizes that need no resize are stacked as they are, larger images are resized and letterboxed."""
         out: list[Detection | None] = [None] * len(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(im.shape, []).append(i)
-        for shape, idx in groups.items():
-            pad = int(round(self.pad_fraction * max(shape[:2])))
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s:s + self.batch_size]
-                batch = np.stack([images[i] for i in chunk])  # BHWC, 0..255
-                if pad:
-                    batch = np.pad(batch, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-                with torch.inference_mode():
-                    boxes, probs, points = self.mtcnn.detect(torch.from_numpy(batch), landmarks=True)
+        pads = [int(round(self.pad_fraction * max(im.shape[:2]))) for im in images]
+        sizes = [(im.shape[0] + 2 * p, im.shape[1] + 2 * p) for im, p in zip(images, pads)]
+        for group in plan(sizes, self.max_side, self.min_face_size, self.factor):
+            for s in range(0, len(group.members), self.batch_size):
+                part = group.part(s, s + self.batch_size)
+                chunk = list(part.members)
+                padded = [padded_image(images[i], pads[i]) for i in chunk]  # HWC, 0..255
+                if part.exact:
+                    batch = torch.from_numpy(np.stack(padded))
+                else:
+                    batch = letterbox([torch.from_numpy(p).permute(2, 0, 1) for p in padded], part).permute(0, 2, 3, 1)
+                with torch.inference_mode(), face_floor(self.mtcnn, part.min_face):
+                    boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
                 for j, i in enumerate(chunk):
-                    d = self.pick(boxes[j], probs[j], points[j])
-                    if d is not None and pad:
-                        d = Detection(box=d.box - pad, prob=d.prob, landmarks=d.landmarks - pad, n_faces=d.n_faces)
+                    b, pr, pt = boxes[j], probs[j], points[j]
+                    if not part.exact and b is not None:
+                        bp, pt = map_back(np.column_stack([b, pr]), pt, part.sizes[j], part.inputs[j])
+                        b, pr = bp[:, :4], bp[:, 4]
+                    d = self.pick(b, pr, pt)
+                    if d is not None and pads[i]:
+                        p = pads[i]
+                        d = Detection(box=d.box - p, prob=d.prob, landmarks=d.landmarks - p, n_faces=d.n_faces)
                     out[i] = d
         return out
 
     _pick = pick  # old name (harness.scoring.batched, harness.faces.mtcnn_batched)
+
+
+def padded_image(img: np.ndarray, pad: int) -> np.ndarray:
+    """``img`` (HxWx3) with ``pad`` black pixels on every side (itself when ``pad`` is 0)."""
+    return np.pad(img, ((pad, pad), (pad, pad), (0, 0))) if pad else img
 
 
 def build_detector(name: str = "mtcnn", **kwargs) -> Detector:

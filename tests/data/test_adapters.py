@@ -54,7 +54,7 @@ def test_casia_fasd_clips_quality_species_and_protocols(tree):
     assert vid.loc["test_release/1/HR_3.avi", ["species", "attack_type", "split"]].tolist() == ["cutout", "cut_photo", "test"]
     assert vid.loc["train_release/16/8.avi", ["species", "quality"]].tolist() == ["video_replay", "low"]
     assert sorted(df["frame"].unique()) == [1, 5, 8] and (df["video_frames"] == 10).all()
-    g = _load("casia_fasd", root, protocol="grandtest")  # Idiap: train_release 1-15 train, 16-20 dev
+    g = _load("casia_fasd", root, protocol="grandtest")  # bob.db.casia_fasd newfolds fold 1 (10, 14, 16, 20) is dev
     assert g.groupby("split")["subject"].unique().map(list).to_dict() == {
         "dev": ["casia_train_16"], "test": ["casia_test_01"], "train": ["casia_train_01"]}
     with pytest.raises(ValueError, match="official.*grandtest"):
