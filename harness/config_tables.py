@@ -278,6 +278,7 @@ RUNTIME: dict[str, Check] = {
     "threads": integer(1),
     "cache": boolean(),
     "max_pixels": integer(0),  # decode pixel cap (harness.faces.decode); 0 = none beyond Pillow's bomb limit
+    "decode_long_side": integer(64, null=True),  # reduced JPEG decode bound (harness.faces.files.DecodeLimits)
     "progress": boolean(),
 }
 

@@ -167,6 +167,15 @@ def build_models(cfg: DictConfig, device: str):
     return detector, embedder, pad
 
 
+def decode_limits(rt):
+    """``runtime.max_pixels`` alone, or with ``runtime.decode_long_side`` as a
+    :class:`harness.faces.files.DecodeLimits` (a reduced JPEG decode for images much larger than needed)."""
+    from harness.faces.files import DecodeLimits
+
+    long_side = rt.get("decode_long_side")
+    return rt.get("max_pixels") if not long_side else DecodeLimits(rt.get("max_pixels"), int(long_side))
+
+
 def score_table(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad, device: str):
     """The :class:`harness.scoring.engine.ScoreTable` of the manifest with ``runtime.engine`` (and the score cache)."""
     rt = cfg.runtime
@@ -180,11 +189,11 @@ def score_table(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad
                                           chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
                                           workers=int(rt.get("workers", 0)), device=device,
                                           detect_batch_size=int(rt.detect_batch_size), gpu_decode=rt.get("gpu_decode"),
-                                          max_pixels=rt.get("max_pixels"))
+                                          max_pixels=decode_limits(rt))
         if engine == "simple":
             return score_manifest(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
                                   chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
-                                  max_pixels=rt.get("max_pixels"))
+                                  max_pixels=decode_limits(rt))
         raise ValueError(f"unknown runtime.engine {engine!r} (expected 'simple' or 'batched')")
     finally:
         cache.close()
@@ -248,6 +257,7 @@ def accounting_block(manifest: pd.DataFrame, table, tr, pad_name: str = "") -> d
             "rejected_at_manifest": 0 if set_aside is None else int(set_aside.sum()),
             "multiple_faces": int(((samples["status"] == "scored") & (samples["faces"].fillna(0) > 1)).sum()),
             "decoded_reduced": int(samples["decode_note"].astype(str).str.startswith("pixels_over_cap").sum()),
+            "decoded_bounded": int(samples["decode_note"].astype(str).str.contains("decoded_bounded").sum()),
             **context_clamped_counts(samples, pad_name),
             **{k: v for k, v in table.stats.items()},
             **{k: v for k, v in tr.counts.items() if isinstance(v, int)}}

@@ -7,7 +7,9 @@ Limits: the image's declared size is read from its header before any pixel is de
 decompression-bomb limit (``2 x Image.MAX_IMAGE_PIXELS``, about 179 MP) it is ``decompression_bomb``; over
 ``max_pixels`` (``runtime.max_pixels``, default :data:`DEFAULT_MAX_PIXELS`) a JPEG is decoded reduced
 (libjpeg's DCT scaling, ``Image.draft``: 1/2, 1/4 or 1/8) and the reduction is noted; any other format is
-``pixels_over_cap``. Modes: 16-bit greyscale (``I;16``...) and 32-bit (``I``, ``F``) are scaled to 8 bits, not
+``pixels_over_cap``. With a reduced-decode bound (:class:`harness.faces.files.DecodeLimits`,
+``runtime.decode_long_side``) a JPEG at least twice that long is read at the largest DCT scale keeping its
+longer side >= the bound, and the sample notes it (``decoded_bounded``). Modes: 16-bit greyscale (``I;16``...) and 32-bit (``I``, ``F``) are scaled to 8 bits, not
 clipped; alpha (``RGBA``, ``LA``, ``PA``, palette with transparency) is composited over white; CMYK, palette,
 1-bit and YCbCr are converted by Pillow.
 """
@@ -24,6 +26,9 @@ from harness.faces.files import (  # noqa: F401  (re-exported: the reject reason
     DEFAULT_MAX_PIXELS,
     REJECT_CODES,
     DecodeError,
+    DecodeLimits,
+    long_side_bound,
+    pixel_cap,
     content_hash,
     file_problem,
     read_bytes,
@@ -79,7 +84,7 @@ def _open_checked(data: bytes, path: str, max_pixels: int | None, notes: list | 
     if min(w, h) < _MIN_SIDE:
         im.close()
         raise DecodeError(f"image too small: {path}: {w}x{h} (under {_MIN_SIDE} px on a side)", "too_small")
-    cap = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    cap = pixel_cap(max_pixels)
     if cap > 0 and px > cap:
         if im.format in ("JPEG", "MPO"):
             d = next((d for d in (2, 4, 8) if math.ceil(w / d) * math.ceil(h / d) <= cap), None)
@@ -93,7 +98,23 @@ def _open_checked(data: bytes, path: str, max_pixels: int | None, notes: list | 
         im.close()
         raise DecodeError(f"pixels over cap: {path}: {w}x{h} = {_fmt_px(px)} exceeds runtime.max_pixels={cap} "
                           f"({_fmt_px(cap)}); not decoded", "pixels_over_cap")
+    _bounded(im, long_side_bound(max_pixels), notes)
     return im
+
+
+def _bounded(im, long_side: int | None, notes: list | None) -> None:
+    """Set a JPEG's reduced decode (libjpeg DCT scaling) when it is at least twice ``long_side`` on its longer side:
+    the largest of 1/2, 1/4, 1/8 that keeps the longer side >= ``long_side`` (see :class:`DecodeLimits`)."""
+    if long_side is None or im.format not in ("JPEG", "MPO"):
+        return
+    w, h = im.size
+    d = next((d for d in (8, 4, 2) if max(w, h) // d >= long_side), 1)
+    if d == 1:
+        return
+    im.draft(im.mode, (math.ceil(w / d), math.ceil(h / d)))
+    if notes is not None and im.size != (w, h):
+        notes.append(f"decoded_bounded: {w}x{h} JPEG decoded at 1/{round(w / im.size[0])} scale "
+                     f"({im.size[0]}x{im.size[1]}) for runtime.decode_long_side={long_side}")
 
 
 def decode_note(data: bytes, path: str, max_pixels: int | None = None) -> str:

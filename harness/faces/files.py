@@ -10,10 +10,35 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["REJECT_CODES", "DEFAULT_MAX_PIXELS", "DecodeError", "reject_code", "file_problem", "read_bytes",
-           "content_hash"]
+__all__ = ["REJECT_CODES", "DEFAULT_MAX_PIXELS", "DecodeError", "DecodeLimits", "pixel_cap", "long_side_bound",
+           "reject_code", "file_problem", "read_bytes", "content_hash"]
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a decode may produce: ``max_pixels`` (the cap, ``runtime.max_pixels``; None: :data:`DEFAULT_MAX_PIXELS`)
+    and ``long_side`` (``runtime.decode_long_side``: a JPEG at least twice as long is decoded at the largest libjpeg
+    DCT scale, 1/2, 1/4 or 1/8, that keeps its longer side >= ``long_side``: a 12 MP phone photo is read at
+    2016x1512 when 1600 suffices; None: full resolution). Passed wherever a ``max_pixels`` argument is taken (a plain
+    integer there is the cap alone)."""
+
+    max_pixels: int | None = None
+    long_side: int | None = None
+
+
+def pixel_cap(limits: "DecodeLimits | int | None") -> int:
+    """The pixel cap of ``limits`` (an int cap, None, or :class:`DecodeLimits`); 0 = none."""
+    cap = limits.max_pixels if isinstance(limits, DecodeLimits) else limits
+    return DEFAULT_MAX_PIXELS if cap is None else int(cap)
+
+
+def long_side_bound(limits: "DecodeLimits | int | None") -> int | None:
+    """The reduced-decode bound of ``limits`` (None: decode at full resolution)."""
+    ls = limits.long_side if isinstance(limits, DecodeLimits) else None
+    return None if ls is None or int(ls) <= 0 else int(ls)
+
 
 #: Why a sample is rejected: code -> meaning. The only list; ``datasets/README.md`` repeats it. Rows set aside when
 #: the manifest is built (never opened) carry the first five; the rest come from reading and decoding.

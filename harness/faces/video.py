@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.faces.files import DEFAULT_MAX_PIXELS, DecodeError, file_problem
+from harness.faces.files import DecodeError, file_problem, pixel_cap
 
 __all__ = ["VideoInfo", "VideoReader", "probe_video", "count_frames", "read_frames", "decode_frame",
            "clear_reader_cache"]
@@ -328,7 +328,7 @@ def decode_frame(data: bytes, path: str, frame: int, max_pixels: int | None = No
                 _READERS.popitem(last=False)[1].close()
         else:
             _READERS.move_to_end(key)
-        cap = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        cap = pixel_cap(max_pixels)
         w, h = getattr(reader, "coded_size", (0, 0))
         if cap > 0 and w * h > cap:
             raise DecodeError(f"pixels over cap: {path}: video frames of {w}x{h} = {w * h / 1e6:.1f} MP exceed "

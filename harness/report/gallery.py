@@ -11,6 +11,7 @@ crop leaves this module. ``blur`` (Gaussian sigma, pixels) blurs the crop as wel
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.faces.align import warp_to_template
-from harness.faces.decode import DecodeError, content_hash, decode_sample, read_bytes
+from harness.faces.decode import DecodeError, DecodeLimits, content_hash, decode_sample, read_bytes
 from harness.faces.detect import Detection
 
 from harness.rundir import BOX_COLUMNS, LANDMARK_COLUMNS
@@ -41,6 +42,13 @@ def stored_detections(rows: pd.DataFrame, sample_ids) -> dict:
             n_faces = n_faces if np.isfinite(n_faces) else 1.0
             out[sid] = np.concatenate([box, [_number(r["det_prob"]), n_faces], lm])
     return out
+
+
+def limits_of_note(note) -> DecodeLimits | None:
+    """The decode limits a scored sample was read with, from its ``decode_note`` (a JPEG read reduced for
+    ``runtime.decode_long_side`` says the bound): the stored box and landmarks are in that image's pixels."""
+    m = re.search(r"runtime\.decode_long_side=(\d+)", str(note or ""))
+    return DecodeLimits(long_side=int(m.group(1))) if m else None
 
 
 def _number(x) -> float:
@@ -91,7 +99,7 @@ def aligned_crops(samples: pd.DataFrame, sample_ids: list[str], template: np.nda
         r = rows.loc[sid]
         frame = int(r["frame"])
         try:
-            image = decode_sample(data.pop(sid), str(r["path"]), frame)
+            image = decode_sample(data.pop(sid), str(r["path"]), frame, max_pixels=limits_of_note(r.get("decode_note")))
         except DecodeError as e:
             out[sid] = str(e)
             continue

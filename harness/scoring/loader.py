@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import torch
 
-from harness.faces.decode import (DEFAULT_MAX_PIXELS, DecodeError, content_hash, decode_image, decode_note,
+from harness.faces.decode import (DecodeError, content_hash, decode_image, decode_note, long_side_bound, pixel_cap,
                                   decode_sample, read_bytes, reject_code, sample_hw)
 from harness.scoring.store import StoreReader, cache_key
 
@@ -26,7 +26,7 @@ def plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
     try:
         from PIL import Image
 
-        cap = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        cap = pixel_cap(max_pixels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))  # header only
@@ -34,6 +34,9 @@ def plain_jpeg(data: bytes, max_pixels: int | None = None) -> bool:
             if im.format != "JPEG" or im.mode not in ("RGB", "L"):
                 return False
             if cap > 0 and im.size[0] * im.size[1] > cap:
+                return False
+            bound = long_side_bound(max_pixels)
+            if bound is not None and max(im.size) >= 2 * bound:  # Pillow reads it reduced (DCT scaling)
                 return False
             return int(im.getexif().get(0x0112, 1) or 1) == 1
     except Exception:  # noqa: BLE001 - let the full decode report the problem

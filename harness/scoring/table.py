@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.faces.decode import DEFAULT_MAX_PIXELS
+from harness.faces.decode import DEFAULT_MAX_PIXELS, long_side_bound, pixel_cap
 from harness.faces.detect import BOX, N_FACES, PROB, ROW_WIDTH
 from harness.scoring.store import cache_key, model_stage_id
 
@@ -51,8 +51,11 @@ def manifest_rejections(manifest: pd.DataFrame) -> dict[int, tuple[str, str]]:
 
 
 def decode_stage_suffix(max_pixels) -> str:
-    """Cache-key suffix for the decode settings: a non-default pixel cap can change what a detector sees."""
-    return "" if max_pixels is None or int(max_pixels) == DEFAULT_MAX_PIXELS else f"+maxpx{int(max_pixels)}"
+    """Cache-key suffix for the decode settings (``max_pixels``: a cap or a
+    :class:`harness.faces.files.DecodeLimits`): a non-default pixel cap or a reduced-decode bound changes what a
+    detector sees."""
+    cap, bound = pixel_cap(max_pixels), long_side_bound(max_pixels)
+    return ("" if cap == DEFAULT_MAX_PIXELS else f"+maxpx{cap}") + ("" if bound is None else f"+ls{bound}")
 
 
 def apply_detections(live, k_det, hit, status, reason, det_arr) -> list[int]:
