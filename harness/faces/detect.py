@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from harness.faces.letterbox import face_floor, letterbox, map_back, plan
+from harness.faces.mtcnn_batched import mtcnn_detect
 from harness.registry import Registry
 
 #: ``detector.name -> Detector class / factory (**config, batch_size, device)``; MTCNN registers below
@@ -96,19 +97,22 @@ class Detector(ABC):
 class MTCNNDetector(Detector):
     """facenet-pytorch MTCNN (weights ship in its wheel) run in size-grouped batches.
 
-    ``max_side`` (default 1024; None: full resolution, the old behaviour): an image whose longer side exceeds it
-    is downscaled (area interpolation) to that longer side before detection, and the downscaled images of a batch
+    ``max_side`` (default None: full resolution, the old behaviour): an image whose longer side exceeds it is
+    downscaled (antialiased bilinear) to that longer side before detection, and the downscaled images of a batch
     are letterboxed to a common canvas and detected together; boxes and landmarks are returned in the original
     image (:mod:`harness.faces.letterbox`). Images not larger than ``max_side`` are detected exactly as before.
     ``min_face_size`` is the smallest face in ORIGINAL pixels: a downscaled image is searched with
-    ``min_face_size * scale`` (floored at MTCNN's 12 px net size). The smallest face the default settings
-    (``min_face_size=40``, ``max_side=1024``) still find: 40 px in a 640x480 frame (not resized); in a 4032x3024
-    (or 3024x4032) photo, scale 1024/4032 = 0.254, the 12 px floor binds: 12 / 0.254 = 47 px (original pixels).
+    ``min_face_size * scale``, divided by whole pyramid steps up to MTCNN's 12 px net size where it is smaller
+    (:func:`harness.faces.letterbox.detector_min_face`). The smallest face the default settings
+    (``min_face_size=40``, ``max_side=None``) find: 40 px at any size (640x480 and 4032x3024 alike). With
+    ``max_side`` 1024: 40 px in a 640x480 frame (not resized) and
+    40 / 0.709 = 56 px in a 4032x3024 / 3024x4032 photo; with 1280: 40 px; with 640 or 800: 80 px.
+    ``config`` (the detector id) names ``max_side`` only when it is set, so the default keeps the old ids.
     """
 
     def __init__(self, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
                  min_prob: float = 0.0, batch_size: int = 16, device: str = "cpu", pad_fraction: float = 0.0,
-                 max_side: int | None = 1024, **_):
+                 max_side: int | None = None, **_):
         from facenet_pytorch import MTCNN
 
         if max_side is not None and int(max_side) < 1:
@@ -116,8 +120,10 @@ class MTCNNDetector(Detector):
         self.max_side = None if max_side is None else int(max_side)
         self.config = dict(kind="mtcnn", min_face_size=int(min_face_size), thresholds=[float(t) for t in thresholds],
                            factor=float(factor), min_prob=float(min_prob), select="largest",
-                           pad_fraction=float(pad_fraction), max_side=self.max_side,
+                           pad_fraction=float(pad_fraction),
                            facenet_pytorch=metadata.version("facenet-pytorch"))
+        if self.max_side is not None:  # unset: the old ids (and cached detections) stay valid
+            self.config["max_side"] = self.max_side
         self.batch_size = int(batch_size)
         self.min_prob = float(min_prob)
         self.pad_fraction = float(pad_fraction)
@@ -159,20 +165,32 @@ class MTCNNDetector(Detector):
                 padded = [padded_image(images[i], pads[i]) for i in chunk]  # HWC, 0..255
                 if part.exact:
                     batch = torch.from_numpy(np.stack(padded))
+                    with torch.inference_mode():
+                        boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
                 else:
-                    batch = letterbox([torch.from_numpy(p).permute(2, 0, 1) for p in padded], part).permute(0, 2, 3, 1)
-                with torch.inference_mode(), face_floor(self.mtcnn, part.min_face):
-                    boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
+                    boxes, probs, points = self.detect_letterboxed(padded, part)
                 for j, i in enumerate(chunk):
                     b, pr, pt = boxes[j], probs[j], points[j]
-                    if not part.exact and b is not None:
-                        bp, pt = map_back(np.column_stack([b, pr]), pt, part.sizes[j], part.inputs[j])
-                        b, pr = bp[:, :4], bp[:, 4]
                     d = self.pick(b, pr, pt)
                     if d is not None and pads[i]:
                         p = pads[i]
                         d = Detection(box=d.box - p, prob=d.prob, landmarks=d.landmarks - p, n_faces=d.n_faces)
                     out[i] = d
+        return out
+
+    def detect_letterboxed(self, images: list[np.ndarray], part) -> tuple[list, list, list]:
+        """Per image boxes, probabilities and landmarks (original coordinates) of ``images`` (HWC uint8), the
+        members of a letterboxed batch ``part`` (:class:`harness.faces.letterbox.Group`): the batched engine's
+        cascade, which detects each image of the batch as if alone."""
+        dev = next(self.mtcnn.parameters()).device
+        x = letterbox([torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1).to(dev) for p in images], part)
+        with torch.inference_mode(), face_floor(self.mtcnn, part.min_face):
+            boxes, points = mtcnn_detect(self.mtcnn, x, sizes=list(part.inputs))
+        out: tuple[list, list, list] = ([], [], [])
+        for bb, pp, size, hw in zip(boxes, points, part.sizes, part.inputs):
+            bb, pp = map_back(bb, pp, size, hw)
+            for lst, v in zip(out, (bb[:, :4], bb[:, 4], pp)):
+                lst.append(v)
         return out
 
     _pick = pick  # old name (harness.scoring.batched, harness.faces.mtcnn_batched)

@@ -1,8 +1,8 @@
 """Bounded detector input for MTCNN (``detector.max_side``), shared by both scoring engines.
 
 Before detection, an image whose longer side exceeds ``max_side`` is downscaled (aspect kept) so that its longer
-side is ``max_side``: :func:`torch.nn.functional.interpolate` with ``mode="area"`` (box-filter averaging, the
-resampling MTCNN's own pyramid uses) on the float image, rounded back to uint8. The images of a batch are then
+side is ``max_side``: antialiased bilinear interpolation (:func:`resize_u8`; on the uint8 tensor on the CPU, ~3x
+faster there than ``mode="area"``, with similar parity at max_side 1024). The images of a batch are then
 zero-padded at the right and bottom to a common canvas (the batch's largest height and width,
 :func:`letterbox`) and detected in one MTCNN call; :func:`map_back` divides boxes and landmarks by the per-axis
 scale (the padding at the right/bottom needs no offset) and drops detections whose box centre lies in the padding.
@@ -13,16 +13,19 @@ scale (the padding at the right/bottom needs no offset) and drops detections who
   (``exact``: no resize, no canvas; ``max_side=None`` makes every group exact, which is the old behaviour);
 * the resized images are grouped by the MTCNN ``min_face_size`` they need so that ``min_face_size`` keeps its
   meaning "smallest face in ORIGINAL pixels": an image downscaled by ``s`` needs ``min_face_size * s`` in the
-  detector input, floored at ``min(12, min_face_size)`` (12 px is P-Net's input: a smaller value would upsample
-  the image). The needs are banded by one pyramid step (``factor``), and a group runs with the smallest need of its
-  members, so each image is searched down to at least its own smallest face (and at most one pyramid step below).
-  Photos whose need is at the floor (every photo with a longer side >= ``max_side * min_face_size / 12``) share
-  one group whatever their size or orientation.
+  detector input; where that is below ``min(12, min_face_size)`` (12 px is P-Net's input: a smaller value would
+  upsample the image) it is divided by whole pyramid steps instead (:func:`detector_min_face`), so the pyramid
+  keeps full resolution's scales (measured: closer boxes than a plain floor at 12). Only images with the same
+  need share a batch (the need depends on the longer side only: photos of one resolution share a group whatever
+  their orientation), so an image's detections never depend on its batch mates: the letterboxed cascade
+  (:func:`harness.faces.mtcnn_batched.mtcnn_detect` with ``sizes``) detects each image as if alone.
+  The smallest face found, in original pixels, is ``min_face_size / factor**j`` for the fewest steps ``j`` that
+  reach the floor; for a 4032x3024 photo and ``min_face_size`` 40: 40 px at ``max_side`` 1280, 40 / 0.709 =
+  56 px at 1024, 40 / 0.709**2 = 80 px at 640 or 800 (images not resized: ``min_face_size``).
 """
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -73,45 +76,55 @@ def input_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
     return (int(max_side), max(1, round(w * s))) if h >= w else (max(1, round(h * s)), int(max_side))
 
 
-def detector_min_face(min_face_size: float, scale: float) -> float:
-    """The MTCNN ``min_face_size`` an image downscaled by ``scale`` needs for ``min_face_size`` original pixels,
-    floored at ``min(12, min_face_size)`` (P-Net's input size)."""
-    return max(min(float(MTCNN_NET_SIZE), float(min_face_size)), float(min_face_size) * scale)
+def detector_min_face(min_face_size: float, scale: float, factor: float = 0.709) -> float:
+    """The MTCNN ``min_face_size`` for an image downscaled by ``scale``: ``min_face_size * scale``, divided by
+    the pyramid ``factor`` as often as needed to reach ``min(12, min_face_size)`` (P-Net's input size; a smaller
+    value would upsample the image). Dividing by whole pyramid steps keeps the pyramid's scales (in original
+    pixels) those of full-resolution detection: its finest levels are left out instead of all levels shifting,
+    which keeps the boxes closer to full resolution's (measured: ``benchmarks/choose_max_side.py``)."""
+    floor = min(float(MTCNN_NET_SIZE), float(min_face_size))
+    need = float(min_face_size) * scale
+    while need < floor * (1 - 1e-9):
+        need /= factor
+    return need
 
 
 def plan(sizes: list[tuple[int, int]], max_side: int | None, min_face_size: float,
          factor: float = 0.709) -> list[Group]:
-    """Groups of the images of sizes ``sizes`` ((h, w) each) to detect together (see the module docstring);
-    resized members are ordered by orientation and size (less padding within a batch)."""
+    """Groups of the images of sizes ``sizes`` ((h, w) each) to detect together (see the module docstring):
+    one per size needing no resize, one per ``min_face`` need of the resized (their members ordered by
+    orientation and size: less padding within a batch)."""
     exact: dict[tuple[int, int], list[int]] = {}
-    bands: dict[int, list[int]] = {}
-    floor = min(float(MTCNN_NET_SIZE), float(min_face_size))
-    step = math.log(1.0 / factor)
+    bands: dict[float, list[int]] = {}
     for i, (h, w) in enumerate(sizes):
         s = scale_for(h, w, max_side)
         if s == 1.0:
             exact.setdefault((int(h), int(w)), []).append(i)
         else:
-            need = detector_min_face(min_face_size, s)
-            bands.setdefault(int(math.floor(math.log(need / floor) / step + 1e-9)), []).append(i)
+            need = detector_min_face(min_face_size, s, factor)
+            bands.setdefault(round(need, 9), []).append(i)
     groups = [Group(tuple(m), tuple(sizes[i] for i in m), tuple(sizes[i] for i in m), None, True)
               for m in exact.values()]
     for band in sorted(bands):
         m = sorted(bands[band], key=lambda i: (sizes[i][0] > sizes[i][1], sizes[i], i))
         ins = tuple(input_size(*sizes[i], max_side) for i in m)
-        need = min(detector_min_face(min_face_size, scale_for(*sizes[i], max_side)) for i in m)
+        need = detector_min_face(min_face_size, scale_for(*sizes[m[0]], max_side), factor)  # the same for all m
         groups.append(Group(tuple(m), tuple(tuple(sizes[i]) for i in m), ins, need, False))
     return groups
 
 
 def resize_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 ``[3, h, w]`` (or ``[B, 3, h, w]``) -> uint8 at ``size`` (h, w): area interpolation in float32,
-    rounded; returned unchanged when the size is already ``size``."""
+    """uint8 ``[3, h, w]`` (or ``[B, 3, h, w]``) -> uint8 at ``size`` (h, w) by antialiased bilinear
+    interpolation (:func:`torch.nn.functional.interpolate`, ``antialias=True``): on the uint8 tensor on the CPU,
+    in float32 (rounded back) elsewhere; returned unchanged when the size is already ``size``."""
     if tuple(img.shape[-2:]) == tuple(size):
         return img
     x = img[None] if img.dim() == 3 else img
-    y = torch.nn.functional.interpolate(x.to(torch.float32), size=tuple(size), mode="area")
-    y = y.round_().clamp_(0, 255).to(torch.uint8)
+    if x.device.type == "cpu":
+        y = torch.nn.functional.interpolate(x, size=tuple(size), mode="bilinear", antialias=True)
+    else:
+        y = torch.nn.functional.interpolate(x.to(torch.float32), size=tuple(size), mode="bilinear", antialias=True)
+        y = y.round_().clamp_(0, 255).to(torch.uint8)
     return y[0] if img.dim() == 3 else y
 
 

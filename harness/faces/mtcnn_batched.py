@@ -12,7 +12,6 @@ import time
 import numpy as np
 import torch
 
-from harness.faces.detect import Detection
 from harness.faces.warp import roi_area_resize, summed_area
 
 log = logging.getLogger("harness.scoring")
@@ -101,13 +100,22 @@ def batched_nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch
     return kept[torch.argsort(scores[kept], descending=True, stable=True)]
 
 
-def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
-                   w: int, h: int, size: int):
-    """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
-    all boxes at once. Boxes whose clipped crop is empty are dropped (facenet-pytorch fails on them)."""
-    from facenet_pytorch.models.utils.detect_face import pad
+def clip_boxes(boxes: torch.Tensor, w, h):
+    """facenet-pytorch's ``pad``: boxes truncated to int and clipped to ``[1, w] x [1, h]`` (``w``, ``h``: ints,
+    or NumPy arrays of one limit per box: each box's own image in a letterboxed batch); ``(y, ey, x, ex)``."""
+    b = boxes.trunc().int().cpu().numpy()
+    x, y = np.maximum(b[:, 0], 1), np.maximum(b[:, 1], 1)
+    ex = np.minimum(b[:, 2], w).astype(b.dtype)
+    ey = np.minimum(b[:, 3], h).astype(b.dtype)
+    return y, ey, x, ex
 
-    y, ey, x, ex = pad(boxes, w, h)
+
+def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
+                   w, h, size: int):
+    """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
+    all boxes at once (``w``, ``h``: see :func:`clip_boxes`). Boxes whose clipped crop is empty are dropped
+    (facenet-pytorch fails on them)."""
+    y, ey, x, ex = clip_boxes(boxes, w, h)
     ok = (ey > y - 1) & (ex > x - 1)
     keep = None
     if not ok.all():
@@ -146,20 +154,58 @@ def _pyramid_scales(h: int, w: int, minsize: float, factor: float) -> list[float
     return scales
 
 
-def _pnet_stage(mtcnn, imgs: torch.Tensor, nms_, lap: _Lap):
-    """P-Net over the image pyramid, NMS per scale and image, then per image; regressed, squared boxes."""
-    from facenet_pytorch.models.utils.detect_face import generateBoundingBox, imresample, rerec
+def _level(imgs: torch.Tensor, scale: float, sizes) -> torch.Tensor:
+    """One pyramid level: the batch area-resized by ``scale``, or (``sizes``: each image's (h, w) at the top left
+    of a letterboxed batch) each image resized on its own, as if alone, and zero-padded to the level's canvas."""
+    from facenet_pytorch.models.utils.detect_face import imresample
+
+    _, _, h, w = imgs.shape
+    shape = (int(h * scale + 1), int(w * scale + 1))
+    if sizes is None:
+        return imresample(imgs, shape)
+    out = torch.zeros((imgs.shape[0], imgs.shape[1], *shape), dtype=imgs.dtype, device=imgs.device)
+    out = out.contiguous(memory_format=torch.channels_last)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for k, hw in enumerate(sizes):
+        by_size.setdefault(tuple(hw), []).append(k)
+    for (ih, iw), ks in by_size.items():
+        idx = torch.as_tensor(ks, device=imgs.device)
+        lh, lw = int(ih * scale + 1), int(iw * scale + 1)
+        out[idx, :, :lh, :lw] = imresample(imgs.index_select(0, idx)[:, :, :ih, :iw], (lh, lw))
+    return out
+
+
+def _pnet_alone(probs: torch.Tensor, sizes, scale: float, level: int, mtcnn) -> torch.Tensor:
+    """P-Net face probabilities ``[B, h, w]`` with each letterboxed image's windows that it would not have alone
+    (past its own level's edge, or a level below its own pyramid) zeroed."""
+    probs = probs.clone()
+    for k, (ih, iw) in enumerate(sizes):
+        if level >= len(_pyramid_scales(ih, iw, mtcnn.min_face_size, mtcnn.factor)):
+            probs[k] = 0
+            continue
+        lh, lw = int(ih * scale + 1), int(iw * scale + 1)
+        oh, ow = -(-(lh - 2) // 2) - 4, -(-(lw - 2) // 2) - 4  # conv 3x3, max-pool 2 (ceil), conv 3x3, conv 3x3
+        probs[k, max(oh, 0):, :] = 0
+        probs[k, :, max(ow, 0):] = 0
+    return probs
+
+
+def _pnet_stage(mtcnn, imgs: torch.Tensor, nms_, lap: _Lap, sizes=None):
+    """P-Net over the image pyramid, NMS per scale and image, then per image; regressed, squared boxes.
+    ``sizes``: each image's (h, w) in a letterboxed batch (see :func:`mtcnn_detect`)."""
+    from facenet_pytorch.models.utils.detect_face import generateBoundingBox, rerec
 
     _, _, h, w = imgs.shape
     thr = mtcnn.thresholds
     boxes, inds, picks, offset = [], [], [], 0
     lap("convert")
-    for scale in _pyramid_scales(h, w, mtcnn.min_face_size, mtcnn.factor):
-        im = imresample(imgs, (int(h * scale + 1), int(w * scale + 1)))
+    for level, scale in enumerate(_pyramid_scales(h, w, mtcnn.min_face_size, mtcnn.factor)):
+        im = _level(imgs, scale, sizes)
         lap("pyramid")
         reg, probs = mtcnn.pnet((im - 127.5) * 0.0078125)
         lap("pnet")
-        bs, ii = generateBoundingBox(reg, probs[:, 1], scale, thr[0])
+        face = probs[:, 1] if sizes is None else _pnet_alone(probs[:, 1], sizes, scale, level, mtcnn)
+        bs, ii = generateBoundingBox(reg, face, scale, thr[0])
         boxes.append(bs)
         inds.append(ii)
         picks.append(nms_(bs[:, :4], bs[:, 4], ii, 0.5) + offset)
@@ -178,11 +224,19 @@ def _pnet_stage(mtcnn, imgs: torch.Tensor, nms_, lap: _Lap):
     return boxes, image_inds
 
 
-def _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap: _Lap):
+def _limits(imgs: torch.Tensor, sizes, image_inds: torch.Tensor):
+    """The crop limits (w, h) of :func:`clip_boxes`: the batch's image size, or each box's image size."""
+    if sizes is None:
+        return imgs.shape[3], imgs.shape[2]
+    hw = np.asarray(sizes, dtype=np.int64)[image_inds.cpu().numpy()]
+    return hw[:, 1], hw[:, 0]
+
+
+def _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap: _Lap, sizes=None):
     """R-Net on 24x24 crops of the candidates: threshold, NMS per image, regression, squared boxes."""
     from facenet_pytorch.models.utils.detect_face import bbreg, fixed_batch_process, rerec
 
-    _, _, h, w = imgs.shape
+    w, h = _limits(imgs, sizes, image_inds)
     im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 24)
     lap("crops")
     reg, prob = fixed_batch_process(im, mtcnn.rnet)
@@ -198,11 +252,11 @@ def _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap: _Lap):
     return boxes, image_inds
 
 
-def _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap: _Lap):
+def _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap: _Lap, sizes=None):
     """O-Net on 48x48 crops: threshold, landmarks, regression, NMS ("Min") per image."""
     from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg, fixed_batch_process
 
-    _, _, h, w = imgs.shape
+    w, h = _limits(imgs, sizes, image_inds)
     im, boxes, image_inds = _refine_inputs(imgs, table, boxes, image_inds, w, h, 48)
     lap("crops")
     reg, lms, prob = fixed_batch_process(im, mtcnn.onet)
@@ -223,7 +277,7 @@ def _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap: _Lap):
 
 
 def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: str = "torchvision",
-                 timings: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                 timings: dict | None = None, sizes=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
     candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
     (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
@@ -234,6 +288,10 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: 
     :func:`harness.faces.warp.roi_area_resize`). ``nms``: ``"torchvision"`` (what facenet-pytorch calls) or
     ``"triton"`` (:func:`batched_nms_per_image`, CUDA) for the P- and R-Net stages; the O-Net stage keeps
     facenet-pytorch's own NumPy "Min" NMS. ``timings``: a dict to add synchronised seconds per step to.
+    ``sizes``: a letterboxed batch (:mod:`harness.faces.letterbox`), image ``k`` in ``x_u8[k, :, :h, :w]`` for
+    ``(h, w) = sizes[k]``: each image's pyramid levels are resized on their own, P-Net windows it would not have
+    alone are ignored and R/O-Net crops are clipped to its own size, so that its detections are those of the
+    image alone up to float rounding and P-Net windows at its right/bottom edge.
 
     On CUDA, cuDNN runs these convolutions in TF32 by default, so a last-bit difference in a crop can move an
     output by ~1e-3 and, for a box near a threshold, change which box survives: that is why the crops and
@@ -247,23 +305,24 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: 
 
     imgs = x_u8.to(dtype, memory_format=torch.channels_last)
     b = imgs.shape[0]
-    boxes, image_inds = _pnet_stage(mtcnn, imgs, nms_, lap)
+    boxes, image_inds = _pnet_stage(mtcnn, imgs, nms_, lap, sizes)
     if use_table is None:
         use_table = dev.type != "cpu"
     table = summed_area(x_u8) if len(boxes) and use_table else None
     if len(boxes):
-        boxes, image_inds = _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap)
+        boxes, image_inds = _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap, sizes)
     points = torch.zeros(0, 5, 2, device=dev)
     if len(boxes):
-        boxes, image_inds, points = _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap)
+        boxes, image_inds, points = _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap, sizes)
     boxes_np, points_np, inds_np = boxes.cpu().numpy(), points.cpu().numpy(), image_inds.cpu().numpy()
     out = ([boxes_np[inds_np == i] for i in range(b)], [points_np[inds_np == i] for i in range(b)])
     lap("split")
     return out
 
 
-def detections_from(detector, boxes: list[np.ndarray], points: list[np.ndarray]) -> list[Detection | None]:
-    """``MTCNN.detect``'s per-image post-processing (largest box first) and the detector's own selection."""
+def detections_from(detector, boxes: list[np.ndarray], points: list[np.ndarray]) -> list:
+    """``MTCNN.detect``'s per-image post-processing (largest box first) and the detector's own selection
+    (``detector.pick``: a :class:`harness.faces.detect.Detection` or None per image)."""
     out = []
     for box, pts in zip(boxes, points):
         if len(box) == 0:

@@ -20,8 +20,9 @@ def detect_stage(to_detect: list[int], where, imgs, detector, backoff: BackOff, 
                  nms: str = "torchvision", mtcnn_fn=mtcnn_detect) -> dict[int, Detection | None]:
     """Detections of rows ``to_detect``; ``where[i] = (size, row)`` locates row ``i`` in ``imgs[size]``
     (uint8 ``[B, 3, H, W]`` on the device). ``fast``: the vectorised cascade ``mtcnn_fn``
-    (:func:`harness.faces.mtcnn_batched.mtcnn_detect`), else facenet-pytorch's ``MTCNN.detect``. A detector
-    without facenet-pytorch internals runs its own ``detect`` on NumPy images."""
+    (:func:`harness.faces.mtcnn_batched.mtcnn_detect`), else facenet-pytorch's ``MTCNN.detect`` (for batches of
+    one size; letterboxed batches always run ``mtcnn_fn`` with the images' sizes). A detector without
+    facenet-pytorch internals runs its own ``detect`` on NumPy images."""
     mtcnn = getattr(detector, "mtcnn", None)
     if mtcnn is None:
         arrs = [imgs[where[i][0]][where[i][1]].permute(1, 2, 0).cpu().numpy() for i in to_detect]
@@ -33,22 +34,30 @@ def detect_stage(to_detect: list[int], where, imgs, detector, backoff: BackOff, 
         members = [to_detect[k] for k in group.members]
 
         def run(a: int, b: int, group=group, members=members) -> None:
+            """Detect members ``a:b`` of ``group`` (one batch) into ``found``."""
             part = group.part(a, b)
             x = batch_input(imgs, where, members[a:b], part)
             with torch.inference_mode(), face_floor(mtcnn, part.min_face):
-                if fast:
+                if not part.exact:  # always the vectorised cascade: it detects each image as if alone
+                    boxes, points = mtcnn_fn(mtcnn, x, nms=nms, sizes=list(part.inputs))
+                    boxes, points = map_all_back(boxes, points, part)
+                elif fast:
                     boxes, points = mtcnn_fn(mtcnn, x, nms=nms)
                 else:
                     bx, pr, pt = mtcnn.detect(x.permute(0, 2, 3, 1), landmarks=True)
                     boxes, points = facenet_rows(bx, pr, pt)
-            if not part.exact:
-                mapped = [map_back(bb, pp, s, hw) for bb, pp, s, hw in zip(boxes, points, part.sizes, part.inputs)]
-                boxes, points = [m[0] for m in mapped], [m[1] for m in mapped]
             for i, d in zip(members[a:b], detections_from(detector, boxes, points)):
                 found[i] = d
 
         backoff.run(run, len(members))
     return found
+
+
+def map_all_back(boxes: list, points: list, part: Group) -> tuple[list, list]:
+    """Per-image detections of a letterboxed batch ``part`` -> its images' original coordinates
+    (:func:`harness.faces.letterbox.map_back`)."""
+    mapped = [map_back(bb, pp, s, hw) for bb, pp, s, hw in zip(boxes, points, part.sizes, part.inputs)]
+    return [m[0] for m in mapped], [m[1] for m in mapped]
 
 
 def batch_input(imgs, where, rows: list[int], part: Group) -> torch.Tensor:

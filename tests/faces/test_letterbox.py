@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from harness.faces.decode import decode_image
 from harness.faces.detect import MTCNNDetector
-from harness.faces.letterbox import Group, input_size, letterbox, map_back, plan, resize_u8
+from harness.faces.letterbox import Group, detector_min_face, input_size, letterbox, map_back, plan, resize_u8
 from harness.faces.mtcnn_batched import detections_from, mtcnn_detect
 from harness.scoring.backoff import BackOff
 from harness.scoring.detection import detect_stage
@@ -35,13 +35,15 @@ def test_plan_keeps_unresized_sizes_exact_and_bands_the_resized():
     groups = plan(sizes, 1024, 40)
     exact = {g.sizes[0]: g.members for g in groups if g.exact}
     assert exact == {(480, 640): (1, 3), (700, 1000): (5,)}
-    (big,) = [g for g in groups if not g.exact]
-    assert sorted(big.members) == [0, 2, 4] and big.min_face == 12.0  # 40 * 1024/4032 = 10.2 -> floor 12
-    assert dict(zip(big.members, big.inputs)) == {0: (768, 1024), 2: (1024, 768), 4: (649, 1024)}
+    big, scan = sorted((g for g in groups if not g.exact), key=lambda g: len(g.members), reverse=True)
+    # 40 px x 1024/4032 = 10.2 < 12: one pyramid step up, 14.3 (both orientations); 40 x 1024/3000 = 13.7
+    assert big.members == (0, 2) and big.min_face == pytest.approx(40 * 1024 / 4032 / 0.709)
+    assert scan.members == (4,) and scan.min_face == pytest.approx(40 * 1024 / 3000)
+    assert big.inputs == ((768, 1024), (1024, 768)) and scan.inputs == ((649, 1024),)
     assert big.canvas == (1024, 1024)
+    assert detector_min_face(40, 1024 / 4032) == pytest.approx(40 * 1024 / 4032 / 0.709)
     assert all(g.exact and g.min_face is None for g in plan(sizes, None, 40))  # null: by size, as before
-    far = plan([(4032, 3024), (1400, 1050)], 1024, 40)  # needs 12 and 29.3 px: two pyramid steps apart
-    assert sorted(g.min_face for g in far) == [12.0, pytest.approx(40 * 1024 / 1400)]
+    assert detector_min_face(40, 1024 / 1400) == pytest.approx(40 * 1024 / 1400)  # 29.3 >= 12: as is
 
 
 def test_letterbox_and_map_back_are_inverses():
@@ -72,7 +74,7 @@ def test_letterbox_and_map_back_are_inverses():
 
 
 def test_detections_centred_in_the_padding_are_dropped():
-    boxes = np.array([[10, 10, 50, 50, 0.9], [760, 10, 800, 50, 0.8], [10, 740, 50, 790, 0.7],
+    boxes = np.array([[10, 10, 50, 50, 0.9], [760, 10, 800, 50, 0.8], [10, 760, 50, 800, 0.7],
                       [740, 100, 780, 140, 0.95]])
     pts = np.zeros((4, 5, 2))
     back, bpts = map_back(boxes, pts, (1536, 1536), (768, 768))  # canvas 1024x1024, the image 768x768
@@ -127,7 +129,7 @@ def faces(shared):
     return {"land": _up(_crop(nuaa[0], b0, 4 / 3), 4032, 3024),
             "port": _exif_portrait(_up(_crop(silent, bs, 3 / 4), 3024, 4032)),
             "land_mid": _up(_crop(nuaa[1], b1, 4 / 3), 2000, 1500),
-            "port_mid": _up(_crop(nuaa[1], b1, 3 / 4), 1650, 2200),
+            "port_mid": _up(_crop(nuaa[1], b1, 3 / 4), 1500, 2000),
             "nuaa": nuaa[0]}
 
 
@@ -149,32 +151,41 @@ def _iou(a, b) -> float:
     return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
-def _assert_close(got, ref) -> None:
-    """Same face count, IoU >= 0.98, median landmark displacement < 2% of the inter-ocular distance."""
+def _assert_close(got, ref, iou: float = 0.98, landmarks: float = 0.02, count: bool = True) -> None:
+    """Same face count, IoU >= ``iou``, median landmark displacement <= ``landmarks`` x the inter-ocular
+    distance (strictly below unless 0)."""
     for g, r in zip(got, ref, strict=True):
         assert g is not None and r is not None
-        assert g.n_faces == r.n_faces
-        assert _iou(g.box, r.box) >= 0.98, (g.box, r.box)
+        assert g.n_faces == r.n_faces or not count
+        assert _iou(g.box, r.box) >= iou, (g.box, r.box)
         iod = np.linalg.norm(r.landmarks[0] - r.landmarks[1])
-        assert np.median(np.linalg.norm(g.landmarks - r.landmarks, axis=1)) < 0.02 * iod
+        disp = np.median(np.linalg.norm(g.landmarks - r.landmarks, axis=1))
+        assert disp < landmarks * iod or disp == landmarks == 0, (disp, iod)
 
 
-@pytest.mark.slow
-def test_default_max_side_matches_full_resolution(faces):
+#: a max_side that resizes every image of these tests but the NUAA frame (the default, None, resizes none)
+SIDE = 1024
+
+
+def test_shipped_settings_match_full_resolution_and_a_bounded_side_stays_near(faces):
     images = [faces["land"], faces["port"]]
     assert [im.shape[:2] for im in images] == [(3024, 4032), (4032, 3024)]
     full = _stage(images, MTCNNDetector(max_side=None))
-    default = MTCNNDetector()  # conf/detector/mtcnn.yaml's max_side is the class default (checked below)
-    assert default.max_side is not None
-    _assert_close(_stage(images, default), full)
-    _assert_close(default.detect(images), full)
+    default = MTCNNDetector()
+    for got in (_stage(images, default), default.detect(images)):
+        _assert_close(got, full, iou=1.0, landmarks=0.0)
+    # downscaled: MTCNN's boxes move with the resolution (benchmarks/choose_max_side.py: as much as by a 1 px
+    # shift at full resolution on some images), so the tolerance here is wider than the letterbox's own below
+    bounded = MTCNNDetector(max_side=SIDE)
+    for got in (_stage(images, bounded), bounded.detect(images)):
+        _assert_close(got, full, iou=0.85, landmarks=0.05, count=False)
 
 
 def test_mixed_sizes_in_one_batch_match_each_image_alone(faces):
     names = ["land", "port", "land_mid", "port_mid", "nuaa"]
     images = [faces[n] for n in names]
     assert len({im.shape for im in images}) == 5
-    det = MTCNNDetector()
+    det = MTCNNDetector(max_side=SIDE)
     alone = [_stage([im], det)[0] for im in images]
     _assert_close(_stage(images, det), alone)
     _assert_close(det.detect(images), alone)
@@ -201,8 +212,8 @@ def test_max_side_is_a_detector_parameter_in_its_id():
     import yaml
 
     conf = yaml.safe_load(CONF.read_text())
-    assert "max_side" in conf
-    assert MTCNNDetector(max_side=conf["max_side"]).max_side == MTCNNDetector().max_side  # the yaml = the default
+    assert "max_side" in conf and conf["max_side"] == MTCNNDetector().max_side  # the yaml = the default
     ids = {MTCNNDetector(max_side=s).detector_id for s in (None, 640, 1024)}
     assert len(ids) == 3
-    assert MTCNNDetector(max_side=None).config["max_side"] is None
+    assert "max_side" not in MTCNNDetector(max_side=None).config  # unset: the ids of the old cached detections
+    assert MTCNNDetector(max_side=1024).config["max_side"] == 1024
