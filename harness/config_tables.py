@@ -249,6 +249,7 @@ DETECTOR: dict[str, Check] = {
     "min_prob": number(0, 1),
     "pad_fraction": number(0),
     "max_side": integer(1, null=True),
+    "min_face_fraction": number(0, 1, open_lo=True, open_hi=True, null=True),
     "backend": choice("torch", "opencv"),
     "caffemodel": text(null=True),
     "prototxt": text(null=True),

@@ -107,12 +107,15 @@ class MTCNNDetector(Detector):
     (``min_face_size=40``, ``max_side=None``) find: 40 px at any size (640x480 and 4032x3024 alike). With
     ``max_side`` 1024: 40 px in a 640x480 frame (not resized) and
     40 / 0.709 = 56 px in a 4032x3024 / 3024x4032 photo; with 1280: 40 px; with 640 or 800: 80 px.
-    ``config`` (the detector id) names ``max_side`` only when it is set, so the default keeps the old ids.
+    ``min_face_fraction`` (default None): the smallest face is also at least this share of the image's shorter
+    side (:func:`harness.faces.letterbox.smallest_face`): 5% searches a 12 MP photo from 151 px and a 640x480
+    frame from 40 px (``min_face_size`` wins there). ``config`` (the detector id) names ``max_side`` and
+    ``min_face_fraction`` only when they are set, so the default keeps the old ids.
     """
 
     def __init__(self, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
                  min_prob: float = 0.0, batch_size: int = 16, device: str = "cpu", pad_fraction: float = 0.0,
-                 max_side: int | None = None, **_):
+                 max_side: int | None = None, min_face_fraction: float | None = None, **_):
         from facenet_pytorch import MTCNN
 
         if max_side is not None and int(max_side) < 1:
@@ -124,6 +127,11 @@ class MTCNNDetector(Detector):
                            facenet_pytorch=metadata.version("facenet-pytorch"))
         if self.max_side is not None:  # unset: the old ids (and cached detections) stay valid
             self.config["max_side"] = self.max_side
+        if min_face_fraction is not None and not 0 < float(min_face_fraction) < 1:
+            raise ValueError(f"min_face_fraction must be in (0, 1) or None, got {min_face_fraction!r}")
+        self.min_face_fraction = None if not min_face_fraction else float(min_face_fraction)
+        if self.min_face_fraction is not None:
+            self.config["min_face_fraction"] = self.min_face_fraction
         self.batch_size = int(batch_size)
         self.min_prob = float(min_prob)
         self.pad_fraction = float(pad_fraction)
@@ -158,14 +166,14 @@ class MTCNNDetector(Detector):
         out: list[Detection | None] = [None] * len(images)
         pads = [int(round(self.pad_fraction * max(im.shape[:2]))) for im in images]
         sizes = [(im.shape[0] + 2 * p, im.shape[1] + 2 * p) for im, p in zip(images, pads)]
-        for group in plan(sizes, self.max_side, self.min_face_size, self.factor):
+        for group in plan(sizes, self.max_side, self.min_face_size, self.factor, self.min_face_fraction):
             for s in range(0, len(group.members), self.batch_size):
                 part = group.part(s, s + self.batch_size)
                 chunk = list(part.members)
                 padded = [padded_image(images[i], pads[i]) for i in chunk]  # HWC, 0..255
                 if part.exact:
                     batch = torch.from_numpy(np.stack(padded))
-                    with torch.inference_mode():
+                    with torch.inference_mode(), face_floor(self.mtcnn, part.min_face):
                         boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
                 else:
                     boxes, probs, points = self.detect_letterboxed(padded, part)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Group", "plan", "scale_for", "input_size", "resize_u8", "letterbox", "map_back", "face_floor",
+__all__ = ["Group", "plan", "smallest_face", "scale_for", "input_size", "resize_u8", "letterbox", "map_back", "face_floor",
            "detector_min_face", "MTCNN_NET_SIZE"]
 
 #: P-Net's input size: MTCNN's smallest face at pyramid scale 1
@@ -89,11 +89,20 @@ def detector_min_face(min_face_size: float, scale: float, factor: float = 0.709)
     return need
 
 
+def smallest_face(h: int, w: int, min_face_size: float, min_face_fraction: float | None = None) -> float:
+    """The smallest face searched for in an ``h x w`` image, in its own pixels: ``min_face_size``, or
+    ``min_face_fraction`` of its shorter side where that is larger (``detector.min_face_fraction``: a face in a
+    12 MP photo is not searched for at 40 px)."""
+    if not min_face_fraction:
+        return float(min_face_size)
+    return max(float(min_face_size), float(min_face_fraction) * min(int(h), int(w)))
+
+
 def plan(sizes: list[tuple[int, int]], max_side: int | None, min_face_size: float,
-         factor: float = 0.709) -> list[Group]:
+         factor: float = 0.709, min_face_fraction: float | None = None) -> list[Group]:
     """Groups of the images of sizes ``sizes`` ((h, w) each) to detect together (see the module docstring):
     one per size needing no resize, one per ``min_face`` need of the resized (their members ordered by
-    orientation and size: less padding within a batch)."""
+    orientation and size: less padding within a batch). ``min_face_fraction``: :func:`smallest_face`."""
     exact: dict[tuple[int, int], list[int]] = {}
     bands: dict[float, list[int]] = {}
     for i, (h, w) in enumerate(sizes):
@@ -101,15 +110,17 @@ def plan(sizes: list[tuple[int, int]], max_side: int | None, min_face_size: floa
         if s == 1.0:
             exact.setdefault((int(h), int(w)), []).append(i)
         else:
-            need = detector_min_face(min_face_size, s, factor)
+            need = detector_min_face(smallest_face(h, w, min_face_size, min_face_fraction), s, factor)
             bands.setdefault(round(need, 9), []).append(i)
-    groups = [Group(tuple(m), tuple(sizes[i] for i in m), tuple(sizes[i] for i in m), None, True)
-              for m in exact.values()]
+    groups = []
+    for (h, w), m in exact.items():
+        face = smallest_face(h, w, min_face_size, min_face_fraction)
+        groups.append(Group(tuple(m), tuple(sizes[i] for i in m), tuple(sizes[i] for i in m),
+                            None if face == float(min_face_size) else face, True))
     for band in sorted(bands):
         m = sorted(bands[band], key=lambda i: (sizes[i][0] > sizes[i][1], sizes[i], i))
         ins = tuple(input_size(*sizes[i], max_side) for i in m)
-        need = detector_min_face(min_face_size, scale_for(*sizes[m[0]], max_side), factor)  # the same for all m
-        groups.append(Group(tuple(m), tuple(tuple(sizes[i]) for i in m), ins, need, False))
+        groups.append(Group(tuple(m), tuple(tuple(sizes[i]) for i in m), ins, band, False))
     return groups
 
 

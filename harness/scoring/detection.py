@@ -29,7 +29,8 @@ def detect_stage(to_detect: list[int], where, imgs, detector, backoff: BackOff, 
         return dict(zip(to_detect, detector.detect(arrs)))
     found: dict[int, Detection | None] = {}
     groups = plan([where[i][0] for i in to_detect], getattr(detector, "max_side", None),
-                  getattr(detector, "min_face_size", mtcnn.min_face_size), getattr(detector, "factor", mtcnn.factor))
+                  getattr(detector, "min_face_size", mtcnn.min_face_size), getattr(detector, "factor", mtcnn.factor),
+                  getattr(detector, "min_face_fraction", None))
     for group in groups:
         members = [to_detect[k] for k in group.members]
 

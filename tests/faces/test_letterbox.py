@@ -217,3 +217,25 @@ def test_max_side_is_a_detector_parameter_in_its_id():
     assert len(ids) == 3
     assert "max_side" not in MTCNNDetector(max_side=None).config  # unset: the ids of the old cached detections
     assert MTCNNDetector(max_side=1024).config["max_side"] == 1024
+
+
+def test_min_face_fraction_sets_the_smallest_face_by_image_size():
+    """``detector.min_face_fraction``: a 12 MP photo is searched from 5% of its short side (151 px), a 640x480
+    frame from ``min_face_size`` (40 px > 24 px): NUAA detections and ids are unchanged."""
+    from harness.faces.detect import MTCNNDetector
+    from harness.faces.letterbox import detector_min_face, plan, smallest_face
+
+    assert smallest_face(3024, 4032, 40, 0.05) == pytest.approx(151.2)
+    assert smallest_face(480, 640, 40, 0.05) == 40.0 and smallest_face(3024, 4032, 40, None) == 40.0
+    groups = plan([(480, 640), (3024, 4032), (4032, 3024)], 1024, 40, 0.709, 0.05)
+    exact = [g for g in groups if g.exact]
+    assert len(exact) == 1 and exact[0].min_face is None  # 640x480: min_face_size wins, detected as before
+    (big,) = [g for g in groups if not g.exact]
+    assert sorted(big.members) == [1, 2] and big.min_face == pytest.approx(detector_min_face(151.2, 1024 / 4032))
+    tall = plan([(3024, 4032)], None, 40, 0.709, 0.05)[0]
+    assert tall.exact and tall.min_face == pytest.approx(151.2)  # full resolution, still from 5% of the short side
+    assert "min_face_fraction" not in MTCNNDetector().config
+    d = MTCNNDetector(min_face_fraction=0.05)
+    assert d.config["min_face_fraction"] == 0.05 and d.detector_id != MTCNNDetector().detector_id
+    with pytest.raises(ValueError, match="min_face_fraction"):
+        MTCNNDetector(min_face_fraction=1.5)
