@@ -86,13 +86,14 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     check_thresholds(op, tr.probes)  # no threshold chosen (and not a verification-only dataset): one line, exit 2
     metrics = partition_metrics(tr.trials, tr.probes, op)
     session = _session(cfg, samples, table.embeddings, protocol, op, policy, embedder.metric)
-    rundir.write_tables(out_dir, scores=scores.assign(**session.frame_columns), presentations=session.trials.probes,
+    scores = rundir.scores_frame(samples.assign(**session.frame_columns), getattr(table, "detections", None))
+    rundir.write_tables(out_dir, scores=scores, presentations=session.trials.probes,
                         presentation_trials=session.trials.trials)
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
     _run_figures(cfg, out_dir, tr, op, report_on, embedder.name, pad.name)
 
-    models = models_block(detector, embedder, pad)
+    models = models_block(detector, embedder, pad, decode_limits(cfg.runtime))
     dataset_fp = {"name": cfg.dataset.name, "manifest_sha256": manifest_fingerprint(manifest), "samples": len(manifest),
                   "subjects": int(manifest["subject"].nunique()), "partitions": tr.partitions}
     source = str(cfg.dataset.get("csv") or cfg.dataset.get("root") or cfg.dataset.name)
@@ -263,10 +264,14 @@ def accounting_block(manifest: pd.DataFrame, table, tr, pad_name: str = "") -> d
             **{k: v for k, v in tr.counts.items() if isinstance(v, int)}}
 
 
-def models_block(detector, embedder, pad) -> dict:
-    """``summary.json``'s ``models``: ids, weights sha256, preprocessing and score ranges of the three models."""
+def models_block(detector, embedder, pad, decode=None) -> dict:
+    """``summary.json``'s ``models``: ids, weights sha256, preprocessing and score ranges of the three models. The
+    detector's ``id`` is the score cache's detection stage id: its configuration and, where they differ from the
+    defaults, the decode limits it saw (``decode``: ``runtime.max_pixels`` / ``decode_limits``)."""
+    from harness.scoring.table import decode_stage_suffix
+
     models = {
-        "detector": {"id": detector.detector_id, **detector.config},
+        "detector": {"id": detector.detector_id + decode_stage_suffix(decode), **detector.config},
         "embedder": {"name": embedder.name, "id": embedder.model_id, "weights_sha256": embedder.weights_sha256,
                      "preprocessing": embedder.preprocessing, "metric": embedder.metric, "dim": embedder.dim,
                      "score_range": list(embedder.score_range)},

@@ -43,7 +43,7 @@ def run_official(cfg: DictConfig, out_dir: Path, tracker=None) -> dict:
     from harness import rundir
     from harness.aggregation import check_aggregation
     from harness.config_tables import ConfigError
-    from harness.experiment import build_models, models_block, runtime_device, score_table
+    from harness.experiment import build_models, decode_limits, models_block, runtime_device, score_table
     from harness.jsonsafe import finite, json_default
     from harness.presentations import pool, presentation_ids
     from harness.protocol_tables import OFFICIAL, protocol_row, summarise, table_frame
@@ -77,7 +77,8 @@ def run_official(cfg: DictConfig, out_dir: Path, tracker=None) -> dict:
                               "run_dir": str(Path(out_dir).resolve()),
                               **({"mlflow_run_id": tracker.run_id} if tracker is not None else {})},
                       "dataset": {"name": name, "source": str(ds.get("root"))},
-                      "models": models_block(detector, embedder, pad), "protocol_table": block})
+                      "models": models_block(detector, embedder, pad, decode_limits(cfg.runtime)),
+                      "protocol_table": block})
     frame = table_frame(rows, block["summary"])
     rundir.write_table(out_dir, "protocol_presentations", pd.concat(tables, ignore_index=True))
     frame.to_csv(Path(out_dir) / "protocol_table.csv", index=False)

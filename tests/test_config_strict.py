@@ -91,7 +91,7 @@ def test_report_options_are_set_without_plus():
 @pytest.mark.parametrize("overrides,match", [
     (["+dataset.lisst=x"], r"unknown config key 'dataset\.lisst' \(did you mean 'list'\?\); valid keys for dataset "
                            r"nuaa: allow_outside_root, list, name, on_problem, root$"),
-    (["+detector.min_face=20"], r"'detector\.min_face'.*valid keys for detector mtcnn: factor, min_face_size"),
+    (["+detector.min_face=20"], r"'detector\.min_face'.*valid keys for detector mtcnn: factor, max_side, min_face_fraction, min_face_size"),
     (["+detector.batch_size=8"], r"detector's batch_size is runtime\.detect_batch_size"),
     (["+embedder.threads=2"], r"'embedder\.threads'; valid keys for embedder dlib_resnet: name$"),
     (["pad=minifasnet_v2", "+pad.box_maping=none"], r"'pad\.box_maping'.*valid keys for pad minifasnet_v2"),
@@ -140,7 +140,7 @@ def test_report_options_are_set_without_plus():
     (["dataset.on_problem=ignore"], r"^dataset\.on_problem must be one of error, warn"),
     (["dataset.allow_outside_root=perhaps"], r"dataset\.allow_outside_root must be true or false"),
     (["dataset.name=nuaaa"], r"^dataset\.name must be one of .* \(did you mean 'nuaa'\?\)"),
-    (["dataset=oulu_npu", "dataset.frames.mode=some"], r"dataset\.frames.*mode must be 'uniform', 'every' or 'all'"),
+    (["dataset=oulu_npu", "dataset.frames.mode=some"], r"dataset\.frames.*mode must be one of 'uniform', 'every', 'first', 'seconds', 'all'"),
     (["dataset=siw", "dataset.fold=0"], r"^dataset\.fold must be an integer >= 1 or null"),
     (["detector.min_face_size=0"], r"^detector\.min_face_size must be an integer >= 1"),
     (["detector.thresholds=[0.6,0.7]"], r"^detector\.thresholds must be a list of 3 numbers"),
@@ -227,8 +227,8 @@ def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
 @pytest.mark.parametrize("overrides,needles", [
     (["+dataset.lisst=x"], ["'dataset.lisst'", "valid keys for dataset nuaa: allow_outside_root, list, name"]),
     (["dataset.lisst=x"], ["'dataset.lisst'", "valid keys for dataset nuaa: allow_outside_root, list, name"]),
-    (["+detector.min_face=20"], ["'detector.min_face'", "valid keys for detector mtcnn: factor, min_face_size"]),
-    (["detector.min_face=20"], ["'detector.min_face'", "valid keys for detector mtcnn: factor, min_face_size"]),
+    (["+detector.min_face=20"], ["'detector.min_face'", "valid keys for detector mtcnn: factor, max_side, min_face_fraction, min_face_size"]),
+    (["detector.min_face=20"], ["'detector.min_face'", "valid keys for detector mtcnn: factor, max_side, min_face_fraction, min_face_size"]),
     (["runtime.threads=0"], ["runtime.threads must be an integer >= 1, got 0"]),
     (["runtime.chunk_size=0"], ["runtime.chunk_size must be an integer >= 1, got 0"]),
     (["policy.target_fmr=abc"], ["policy.target_fmr must be a number in (0, 1), got 'abc'"]),

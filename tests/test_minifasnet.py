@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harness.models import minifasnet as M
+from harness.models.weights import fetch
 from harness.models.base import PADModel
 from harness.models.registry import PAD_MODELS
 
@@ -58,7 +59,7 @@ def _batch(model: PADModel, frames: dict, names=SAMPLES) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------- weights
 @pytest.mark.parametrize("arch", ["MiniFASNetV2", "MiniFASNetV1SE"])
 def test_state_dict_loads_strictly(shared, arch):
-    path = M.fetch(M.WEIGHTS[arch])
+    path = fetch(M.WEIGHTS[arch])
     sd = M.load_state_dict(path)
     net = M.MiniFASNet(arch)
     net.load_state_dict(sd, strict=True)
@@ -86,7 +87,7 @@ def test_factories_registered_eval_and_described(models):
 
 
 def test_weights_path_override(shared, tmp_path):
-    src = M.fetch(M.WEIGHTS["MiniFASNetV2"])
+    src = fetch(M.WEIGHTS["MiniFASNetV2"])
     dst = tmp_path / "copy.pth"
     dst.write_bytes(src.read_bytes())
     m = M.build_v2(weights_path=dst)
