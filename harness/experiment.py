@@ -33,6 +33,7 @@ from harness.protocols.trials import build_trials
 from harness.report.plots import histogram, roc_det_plots
 from harness.scoring.cache import ScoreCache
 from harness.scoring.engine import score_manifest
+from harness.presentations import frame_columns
 from harness.session_metrics import export_presentation
 
 log = logging.getLogger("harness")
@@ -73,7 +74,8 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     table = score_table(cfg, manifest, detector, embedder, pad, device)
     t_scored = time.time()
     samples = table.samples
-    scores = rundir.scores_frame(samples, getattr(table, "detections", None))
+    columns = frame_columns(samples, cfg.dataset.name)  # presentation and capture order (harness.presentations)
+    scores = rundir.scores_frame(samples.assign(**columns), getattr(table, "detections", None))
     rundir.write_tables(out_dir, scores=scores, config=OmegaConf.to_container(cfg, resolve=True))
 
     protocol = OmegaConf.to_container(cfg.protocol, resolve=True)
@@ -85,9 +87,8 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
     check_thresholds(op, tr.probes)  # no threshold chosen (and not a verification-only dataset): one line, exit 2
     metrics = partition_metrics(tr.trials, tr.probes, op)
-    session = _session(cfg, samples, table.embeddings, protocol, op, policy, embedder.metric)
-    scores = rundir.scores_frame(samples.assign(**session.frame_columns), getattr(table, "detections", None))
-    rundir.write_tables(out_dir, scores=scores, presentations=session.trials.probes,
+    session = _session(cfg, samples, table.embeddings, protocol, op, policy, embedder.metric, columns)
+    rundir.write_tables(out_dir, presentations=session.trials.probes,
                         presentation_trials=session.trials.trials)
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
@@ -138,14 +139,14 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     return summary
 
 
-def _session(cfg: DictConfig, samples, embeddings, protocol: dict, op: dict, policy: dict, metric: str):
+def _session(cfg: DictConfig, samples, embeddings, protocol: dict, op: dict, policy: dict, metric: str, columns):
     """Per-presentation rates and the retry flow (:func:`harness.session_metrics.session_results`)."""
     from harness.session_metrics import session_results
 
     return session_results(samples, embeddings, protocol, op, metric, str(cfg.dataset.name),
                            OmegaConf.to_container(cfg.presentation, resolve=True) if "presentation" in cfg else None,
                            OmegaConf.to_container(cfg.flow, resolve=True) if "flow" in cfg else {"enabled": False},
-                           confidence=float(policy.get("confidence", 0.95)))
+                           confidence=float(policy.get("confidence", 0.95)), columns=columns)
 
 
 def runtime_device(rt) -> str:

@@ -32,7 +32,8 @@ from harness.protocols.trials import Trials, build_trials, split_enrol_probe
 DATASET_RULES = {"nuaa": ("subject", "label", "glasses", "pos_code", "session")}
 TEMPLATES = ("mean", "best_quality")
 
-__all__ = ["DATASET_RULES", "TEMPLATES", "presentation_ids", "grouping_text", "capture_order", "window_ids", "pool",
+__all__ = ["DATASET_RULES", "TEMPLATES", "presentation_ids", "grouping_text", "capture_order", "frame_columns",
+           "window_ids", "pool",
            "presentation_trials", "presentation_counts"]
 
 
@@ -82,6 +83,12 @@ def capture_order(samples: pd.DataFrame) -> pd.Series:
     order = pd.DataFrame({"k": key, "p": pos}).sort_values(["k", "p"], kind="stable")
     return pd.Series(np.arange(len(samples)), index=order.index).reindex(samples.index).astype(int).rename(
         "capture_order")
+
+
+def frame_columns(samples: pd.DataFrame, dataset: str | None = None) -> dict[str, pd.Series]:
+    """``{"presentation", "capture_order"}``: the columns the run directory's ``scores`` carry for every frame, and
+    what :func:`harness.session_metrics.session_results` groups by (computed once, right after scoring)."""
+    return {"presentation": presentation_ids(samples, dataset), "capture_order": capture_order(samples)}
 
 
 def window_ids(ids: pd.Series, order: pd.Series, n: int) -> pd.Series:

@@ -10,19 +10,19 @@ presentations, or windows of ``flow.window_frames`` frames of each (:func:`harne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
 from harness.aggregation import check_aggregation
 from harness.evaluate import evaluate
 from harness.partition_metrics import evaluate_partition
-from harness.presentations import (capture_order, grouping_text, presentation_counts, presentation_ids,
-                                   presentation_trials, window_ids)
+from harness.presentations import (frame_columns, grouping_text, presentation_counts, presentation_trials,
+                                   window_ids)
 from harness.protocols.trials import Trials
 
 __all__ = ["SessionResults", "session_results", "THRESHOLDS_TEXT", "export_presentation", "has_thresholds",
-           "presentation_metrics", "flow_metrics"]
+           "presentation_metrics", "flow_metrics", "HEADLINE_RATES"]
 
 THRESHOLDS_TEXT = ("the operating point chosen on frames (its t_match and t_pad), applied to each presentation's "
                    "aggregated PAD score and pooled face template")
@@ -35,7 +35,6 @@ class SessionResults:
     presentations: dict
     flow: dict
     trials: Trials | None = None
-    frame_columns: dict = field(default_factory=dict)  # scores columns: presentation, capture_order
 
 
 def has_thresholds(bands: dict | None) -> bool:
@@ -53,8 +52,10 @@ def _metrics(tr: Trials, bands: dict, confidence: float, unit: str) -> dict:
 
 def session_results(samples: pd.DataFrame, embeddings, protocol: dict, op: dict, metric: str, dataset: str,
                     presentation: dict | None, flow: dict | None, confidence: float = 0.95,
-                    report_on: str = "eval") -> SessionResults:
-    """Per-presentation metrics (both partitions) and the flow on ``report_on`` (module docstring)."""
+                    report_on: str = "eval", columns: dict | None = None) -> SessionResults:
+    """Per-presentation metrics (both partitions) and the flow on ``report_on`` (module docstring). ``columns``:
+    :func:`harness.presentations.frame_columns` of ``samples`` when the caller has them already (the run computes
+    them once, right after scoring, for the scores table)."""
     from harness.flow import evaluate_flow, validate_flow
 
     pres_cfg = dict(presentation or {})
@@ -62,8 +63,8 @@ def session_results(samples: pd.DataFrame, embeddings, protocol: dict, op: dict,
     template = str(pres_cfg.get("template", "mean"))
     fcfg = validate_flow(flow)
     fps = fcfg.get("fps")
-    ids = presentation_ids(samples, dataset)
-    order = capture_order(samples)
+    cols = columns if columns is not None else frame_columns(samples, dataset)
+    ids, order = cols["presentation"], cols["capture_order"]
     tr = presentation_trials(samples, embeddings, ids, protocol, metric, agg, template, fps)
     bands = op["bands"]
     block = {"unit": "presentation", "grouping": grouping_text(samples, dataset), "aggregation": agg,
@@ -80,16 +81,17 @@ def session_results(samples: pd.DataFrame, embeddings, protocol: dict, op: dict,
             atr = tr
         flow_block = evaluate_flow(atr.trials, atr.probes, bands, fcfg, report_on, confidence)
         flow_block["aggregation"] = agg
-    return SessionResults(presentations=block, flow=flow_block, trials=tr,
-                          frame_columns={"presentation": ids.to_numpy(), "capture_order": order.to_numpy()})
+    return SessionResults(presentations=block, flow=flow_block, trials=tr)
 
 
-#: the rates per presentation logged to MLflow (``presentation/<partition>/<name>/{value,lo,hi}``); the rest of the
-#: block is in summary.json
-PRESENTATION_RATES = {"fmr": ("verif", "at_operating_point", "fmr"), "fnmr": ("verif", "at_operating_point", "fnmr"),
-                      "apcer_max": ("pad", "at_operating_point", "apcer_max"),
-                      "bpcer": ("pad", "at_operating_point", "bpcer"), "iapar": ("system", "iapar"),
-                      "genuine_rejection": ("system", "genuine_rejection")}
+#: (name, label, path in a partition's metrics): the rates compared per frame and per presentation (report) and
+#: logged per presentation (MLflow)
+HEADLINE_RATES = (("fmr", "FMR (matcher)", ("verif", "at_operating_point", "fmr")),
+                  ("fnmr", "FNMR (matcher)", ("verif", "at_operating_point", "fnmr")),
+                  ("apcer_max", "APCER_max (PAD)", ("pad", "at_operating_point", "apcer_max")),
+                  ("bpcer", "BPCER (PAD)", ("pad", "at_operating_point", "bpcer")),
+                  ("iapar", "IAPAR (system)", ("system", "iapar")),
+                  ("genuine_rejection", "genuine rejection (system, FTA folded in)", ("system", "genuine_rejection")))
 
 
 def _rate_fields(out: dict, prefix: str, r, fields=("value", "lo", "hi")) -> None:
@@ -101,10 +103,10 @@ def _rate_fields(out: dict, prefix: str, r, fields=("value", "lo", "hi")) -> Non
 
 
 def presentation_metrics(summary: dict, part: str = "eval") -> dict[str, float]:
-    """MLflow metrics of ``summary["presentations"]``: :data:`PRESENTATION_RATES` on ``part``."""
+    """MLflow metrics of ``summary["presentations"]``: :data:`HEADLINE_RATES` on ``part``."""
     m = ((summary.get("presentations") or {}).get("metrics") or {}).get(part) or {}
     out: dict[str, float] = {}
-    for name, path in PRESENTATION_RATES.items():
+    for name, _, path in HEADLINE_RATES:
         r = m
         for k in path:
             r = r.get(k) if isinstance(r, dict) else None

@@ -42,3 +42,27 @@ def run_smoke(tmp: Path, *overrides: str, **env: str) -> tuple[Path, dict, str]:
     assert r.returncode == 0, r.stderr[-3000:]
     (run_dir,) = sorted((tmp / "results" / "runs").glob("*/*"))
     return run_dir, json.loads((run_dir / "summary.json").read_text()), uri
+
+
+@pytest.fixture(scope="session")
+def cpu_models():
+    """(detector, embedder, pad) as the default config builds them on CPU: MTCNN (batch 8), dlib ResNet,
+    MiniFASNet v2; built once for every test that scores real images."""
+    from harness.faces.detect import build_detector
+    from harness.models.registry import build_embedder, build_pad
+
+    return (build_detector("mtcnn", batch_size=8, device="cpu"), build_embedder("dlib_resnet", device="cpu"),
+            build_pad("minifasnet_v2", device="cpu"))
+
+
+def score_reference(manifest, models, cache_path=None):
+    """The reference engine's ScoreTable of ``manifest`` with ``models`` (no score cache unless ``cache_path``)."""
+    from harness.scoring.cache import ScoreCache
+    from harness.scoring.engine import score_manifest
+
+    detector, embedder, pad = models
+    cache = ScoreCache(cache_path)
+    try:
+        return score_manifest(manifest, detector, embedder, pad, cache, progress=False)
+    finally:
+        cache.close()

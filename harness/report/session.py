@@ -9,19 +9,11 @@ from typing import Any
 import pandas as pd
 
 from harness.rate_text import rate_text
+from harness.session_metrics import HEADLINE_RATES
 
 from . import html as H
 
-__all__ = ["session_section", "AT_OP_RATES"]
-
-#: (label, path in a partition's metrics) of the rates compared per frame and per presentation
-AT_OP_RATES = (("FMR (matcher)", ("verif", "at_operating_point", "fmr")),
-               ("FNMR (matcher)", ("verif", "at_operating_point", "fnmr")),
-               ("APCER_max (PAD)", ("pad", "at_operating_point", "apcer_max")),
-               ("BPCER (PAD)", ("pad", "at_operating_point", "bpcer")),
-               ("IAPAR (system)", ("system", "iapar")),
-               ("genuine rejection (system, FTA folded in)", ("system", "genuine_rejection")))
-
+__all__ = ["session_section"]
 
 def _get(d: Any, *path: str) -> Any:
     for k in path:
@@ -36,7 +28,7 @@ def _pct(x: Any) -> str:
 def _units_table(s: dict, part: str) -> pd.DataFrame:
     frame, pres = (s.get("metrics") or {}).get(part) or {}, _get(s, "presentations", "metrics", part) or {}
     return pd.DataFrame([{"rate": label, "per frame": rate_text(_get(frame, *path)),
-                          "per presentation": rate_text(_get(pres, *path))} for label, path in AT_OP_RATES])
+                          "per presentation": rate_text(_get(pres, *path))} for _, label, path in HEADLINE_RATES])
 
 
 def _counts_table(counts: dict) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from harness.data.registry import load_dataset
+from tests.conftest import score_reference
 
 VIDEOS = {"real_client005_android_SD_scene01.mp4": "msu_005", "real_client022_android_SD_scene01.mp4": "msu_022"}
 FRAMES = {"mode": "uniform", "n": 5}
@@ -30,26 +31,14 @@ def msu_dir(shared) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(cpu_models):
     """(detector, embedder, pad) as conf/detector/mtcnn, embedder dlib_resnet, pad minifasnet_v2 build them, CPU."""
-    from harness.faces.detect import build_detector
-    from harness.models.registry import build_embedder, build_pad
-
-    return (build_detector("mtcnn", batch_size=8, device="cpu"), build_embedder("dlib_resnet", device="cpu"),
-            build_pad("minifasnet_v2", device="cpu"))
+    return cpu_models
 
 
 def _score(manifest: pd.DataFrame, models):
     """The engine's ScoreTable of ``manifest`` (no score cache)."""
-    from harness.scoring.cache import ScoreCache
-    from harness.scoring.engine import score_manifest
-
-    detector, embedder, pad = models
-    cache = ScoreCache(None)
-    try:
-        return score_manifest(manifest, detector, embedder, pad, cache, progress=False)
-    finally:
-        cache.close()
+    return score_reference(manifest, models)
 
 
 def _adapter_manifest(msu_dir: Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from harness.models.base import PADModel, box_off_image, scaled_box_off_image
 from harness.models.minifasnet import BOX_MAPPINGS, CROP_SCALE, enlarge_within, get_new_box, xyxy_to_xywh
 from harness.models.onnx_models import faceplugin_liveness_box, faceplugin_liveness_xywh
 from harness.models.tflite_models import expo_square, expo_square_box
+from tests.conftest import score_reference
 
 BIG = (480, 640)  # (H, W), the NUAA frame size
 INSIDE = (280.0, 200.0, 360.0, 290.0)  # a small face in the middle of a 640x480 frame
@@ -145,26 +146,14 @@ def test_expo_flag_matches_crop_arithmetic():
 
 # ---- scoring ----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def models():
+def models(cpu_models):
     """(detector, embedder, pad) as the default config builds them on CPU: MTCNN, dlib ResNet, MiniFASNet v2."""
-    from harness.faces.detect import build_detector
-    from harness.models.registry import build_embedder, build_pad
-
-    return (build_detector("mtcnn", batch_size=8, device="cpu"), build_embedder("dlib_resnet", device="cpu"),
-            build_pad("minifasnet_v2", device="cpu"))
+    return cpu_models
 
 
 def _score(manifest: pd.DataFrame, models, cache_path=None):
     """The reference engine's ScoreTable of ``manifest``."""
-    from harness.scoring.cache import ScoreCache
-    from harness.scoring.engine import score_manifest
-
-    detector, embedder, pad = models
-    cache = ScoreCache(cache_path)
-    try:
-        return score_manifest(manifest, detector, embedder, pad, cache, progress=False)
-    finally:
-        cache.close()
+    return score_reference(manifest, models, cache_path)
 
 
 def _nuaa_manifest(shared) -> pd.DataFrame:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.data.fakes import Tree
+
 #: NUAA people (folders with both ClientRaw and ImposterRaw frames); MTCNN finds a face in each of their frames
 PEOPLE = ("0001", "0002", "0003", "0004", "0005", "0006")
 #: NUAA people whose print frames stand in for the MSU attacks of clients 005 and 022
@@ -88,30 +90,22 @@ def person_video(images: str, person: str, kind: str, ext: str) -> bytes:
     return encode_frames(pick_frames(Path(images), person, kind), CONTAINERS[ext])
 
 
-class RealTree:
-    """Writes a tree under ``root``: video files as copies of the cached person videos, and text files."""
+class RealTree(Tree):
+    """Writes a tree under ``root`` (:class:`tests.data.fakes.Tree`'s ``file`` / ``text``): video files as copies
+    of the cached person videos."""
 
     def __init__(self, root: Path | str, shared: Path | str | None = None):
         """A tree at ``root`` (created) drawing NUAA frames from ``shared``."""
-        self.root, self.images = Path(root), str(nuaa_dir(shared))
+        super().__init__(Path(root), {})
+        self.images = str(nuaa_dir(shared))
         self.root.mkdir(parents=True, exist_ok=True)
         self.contents: set[tuple[str, str, str]] = set()
 
     def video(self, rel: str, person: str, kind: str) -> Path:
         """Write ``rel`` as ``person``'s ``kind`` video (container from the extension)."""
-        p = self.root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        ext = p.suffix.lower()
-        p.write_bytes(person_video(self.images, person, kind, ext))
+        ext = Path(rel).suffix.lower()
         self.contents.add((person, kind, ext))
-        return p
-
-    def text(self, rel: str, text: str) -> Path:
-        """Write ``rel`` with ``text`` as is (no newline translation)."""
-        p = self.root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(text.encode())
-        return p
+        return self.file(rel, person_video(self.images, person, kind, ext))
 
 
 def tree_stats(root: Path | str) -> dict[str, int]:

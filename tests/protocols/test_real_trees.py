@@ -199,21 +199,12 @@ def test_msu_official(trees):
     assert sorted(v["video_frames"].unique()) == [4, 300, 301]
 
 
-def test_msu_tree_scores_with_the_real_models(trees):
+def test_msu_tree_scores_with_the_real_models(trees, cpu_models):
     """MTCNN + dlib ResNet + MiniFASNet v2 on CPU, no cache: every frame of every video has a face."""
-    from harness.faces.detect import build_detector
-    from harness.models.registry import build_embedder, build_pad
-    from harness.scoring.cache import ScoreCache
-    from harness.scoring.engine import score_manifest
+    from tests.conftest import score_reference
 
     df = _load("msu_mfsd", trees["msu_mfsd"], protocol="official", frames={"mode": "uniform", "n": 4})
-    cache = ScoreCache(None)
-    try:
-        table = score_manifest(df, build_detector("mtcnn", batch_size=8, device="cpu"),
-                               build_embedder("dlib_resnet", device="cpu"), build_pad("minifasnet_v2", device="cpu"),
-                               cache, progress=False)
-    finally:
-        cache.close()
+    table = score_reference(df, cpu_models)
     s = table.samples
     assert len(s) == 32 and set(s["status"]) == {"scored"}, s[["sample_id", "status", "reason"]]
     assert all(math.isfinite(x) for x in s["pad_score"])

@@ -5,7 +5,6 @@ summary.json, the MLflow run, the report and the console summary."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from harness import rundir
@@ -106,9 +105,21 @@ def test_mlflow_report_and_console_carry_the_session_results(run):
     assert "presentations (nuaa: frames sharing" in console and "flow (attacks): with 2 attempts" in console
 
 
-def test_a_run_without_thresholds_has_no_flow_but_still_counts_presentations():
-    from harness.session_metrics import has_thresholds
+def test_a_run_without_thresholds_gets_presentations_but_no_flow(run):
+    """An operating point missing a threshold (a verification-only dataset): presentations are still pooled and
+    counted, the per-presentation rates carry no decision, and the flow says why it is not there."""
+    from harness.session_metrics import has_thresholds, session_results
 
+    run_dir, s, _ = run
     assert not has_thresholds({"match": {"accept_at_or_above": None}, "pad": {"accept_at_or_above": 0.5}})
-    assert has_thresholds({"match": {"accept_at_or_above": 0.1}, "pad": {"accept_at_or_above": 0.5}})
-    assert pd.isna(np.nan)
+    assert has_thresholds(s["operating_point"]["bands"])
+    samples = rundir.read_table(run_dir, "scores")
+    emb = np.random.default_rng(0).normal(size=(len(samples), 8))  # any embeddings: only the rates change
+    bands = {"match": {"accept_at_or_above": None, "reject_below": None},
+             "pad": {"accept_at_or_above": 0.5, "reject_below": 0.5}}
+    res = session_results(samples, emb, {"enrol": {"mode": "first_k", "k": 2}, "partition": "subjects",
+                                         "dev_fraction": 0.5, "seed": 0}, {"bands": bands}, "cosine", "nuaa",
+                          None, {"attempt": "presentation"})
+    assert res.presentations["counts"] == s["presentations"]["counts"]
+    assert "at_operating_point" not in res.presentations["metrics"]["eval"]["pad"]
+    assert res.flow["enabled"] is False and "no match or PAD threshold" in res.flow["note"]
