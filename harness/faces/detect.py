@@ -111,11 +111,16 @@ class MTCNNDetector(Detector):
     side (:func:`harness.faces.letterbox.smallest_face`): 5% searches a 12 MP photo from 151 px and a 640x480
     frame from 40 px (``min_face_size`` wins there). ``config`` (the detector id) names ``max_side`` and
     ``min_face_fraction`` only when they are set, so the default keeps the old ids.
+    ``refine_original`` (with ``max_side``): only P-Net (the image pyramid, the cascade's cost on a large image)
+    runs on the bounded input; R-Net and O-Net crop its candidates from the original pixels
+    (:func:`harness.faces.mtcnn_batched.mtcnn_detect` ``originals``), so boxes and landmarks are O-Net's at full
+    resolution.
     """
 
     def __init__(self, min_face_size: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
                  min_prob: float = 0.0, batch_size: int = 16, device: str = "cpu", pad_fraction: float = 0.0,
-                 max_side: int | None = None, min_face_fraction: float | None = None, **_):
+                 max_side: int | None = None, min_face_fraction: float | None = None,
+                 refine_original: bool = False, **_):
         from facenet_pytorch import MTCNN
 
         if max_side is not None and int(max_side) < 1:
@@ -132,6 +137,9 @@ class MTCNNDetector(Detector):
         self.min_face_fraction = None if not min_face_fraction else float(min_face_fraction)
         if self.min_face_fraction is not None:
             self.config["min_face_fraction"] = self.min_face_fraction
+        self.refine_original = bool(refine_original)
+        if self.refine_original and self.max_side is not None:  # without max_side every image is "original"
+            self.config["refine_original"] = True
         self.batch_size = int(batch_size)
         self.min_prob = float(min_prob)
         self.pad_fraction = float(pad_fraction)
@@ -192,11 +200,15 @@ class MTCNNDetector(Detector):
         cascade, which detects each image of the batch as if alone."""
         dev = next(self.mtcnn.parameters()).device
         x = letterbox([torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1).to(dev) for p in images], part)
+        originals = None
+        if self.refine_original:
+            originals = [torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1).to(dev) for p in images]
         with torch.inference_mode(), face_floor(self.mtcnn, part.min_face):
-            boxes, points = mtcnn_detect(self.mtcnn, x, sizes=list(part.inputs))
+            boxes, points = mtcnn_detect(self.mtcnn, x, sizes=list(part.inputs), originals=originals)
         out: tuple[list, list, list] = ([], [], [])
         for bb, pp, size, hw in zip(boxes, points, part.sizes, part.inputs):
-            bb, pp = map_back(bb, pp, size, hw)
+            if originals is None:
+                bb, pp = map_back(bb, pp, size, hw)
             for lst, v in zip(out, (bb[:, :4], bb[:, 4], pp)):
                 lst.append(v)
         return out

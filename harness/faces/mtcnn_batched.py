@@ -110,7 +110,20 @@ def clip_boxes(boxes: torch.Tensor, w, h):
     return y, ey, x, ex
 
 
-def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
+def original_crops(images: list[torch.Tensor], img_idx, y0, y1, x0, x1, size: int) -> torch.Tensor:
+    """:func:`harness.faces.warp.roi_area_resize` on per-image uint8 ``[3, h, w]`` tensors of any sizes (the
+    originals of a letterboxed batch): each box cropped from its own image, converted to float32 and
+    area-resized to ``size``; float32 ``[K, 3, size, size]``."""
+    img_idx, y0, y1, x0, x1 = (np.asarray(torch.as_tensor(v).cpu(), dtype=np.int64) for v in (img_idx, y0, y1, x0, x1))
+    dev = images[0].device if images else None
+    out = torch.empty((len(img_idx), 3, size, size), dtype=torch.float32, device=dev)
+    for k in range(len(img_idx)):
+        crop = images[int(img_idx[k])][:, int(y0[k]):int(y1[k]), int(x0[k]):int(x1[k])]
+        out[k] = torch.nn.functional.interpolate(crop[None].to(torch.float32), size=(size, size), mode="area")[0]
+    return out
+
+
+def _refine_inputs(imgs, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
                    w, h, size: int):
     """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
     all boxes at once (``w``, ``h``: see :func:`clip_boxes`). Boxes whose clipped crop is empty are dropped
@@ -124,7 +137,10 @@ def _refine_inputs(imgs: torch.Tensor, table: torch.Tensor | None, boxes: torch.
         boxes, image_inds = boxes[keep], image_inds[keep]
     # facenet-pytorch's per-box crops (img[k, :, y0:y1, x0:x1].unsqueeze(0)) are not channels-last to PyTorch, so
     # they are pooled by the contiguous-layout kernel and concatenated into a contiguous batch: so are these
-    im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)
+    if isinstance(imgs, (list, tuple)):  # the originals of a letterboxed batch (mtcnn_detect's ``originals``)
+        im = original_crops(imgs, image_inds, y - 1, ey, x - 1, ex, size)
+    else:
+        im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)
     return (im.contiguous() - 127.5) * 0.0078125, boxes, image_inds
 
 
@@ -224,7 +240,22 @@ def _pnet_stage(mtcnn, imgs: torch.Tensor, nms_, lap: _Lap, sizes=None):
     return boxes, image_inds
 
 
-def _limits(imgs: torch.Tensor, sizes, image_inds: torch.Tensor):
+def to_originals(boxes: torch.Tensor, image_inds: torch.Tensor, inputs, sizes) -> torch.Tensor:
+    """P-Net's squared candidates on a letterboxed input (image ``k`` at ``inputs[k]`` (h, w) in the canvas)
+    -> the coordinates of each box's original image (``sizes[k]``), squared again (facenet-pytorch's ``rerec``)."""
+    from facenet_pytorch.models.utils.detect_face import rerec
+
+    if not len(boxes):
+        return boxes
+    ratio = np.asarray([[iw / float(w), ih / float(h)] for (ih, iw), (h, w) in zip(inputs, sizes)])
+    r = torch.as_tensor(ratio, dtype=boxes.dtype, device=boxes.device)[image_inds]
+    out = boxes.clone()
+    out[:, [0, 2]] /= r[:, 0:1]
+    out[:, [1, 3]] /= r[:, 1:2]
+    return rerec(out)
+
+
+def _limits(imgs, sizes, image_inds: torch.Tensor):
     """The crop limits (w, h) of :func:`clip_boxes`: the batch's image size, or each box's image size."""
     if sizes is None:
         return imgs.shape[3], imgs.shape[2]
@@ -277,7 +308,8 @@ def _onet_stage(mtcnn, imgs, table, boxes, image_inds, lap: _Lap, sizes=None):
 
 
 def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: str = "torchvision",
-                 timings: dict | None = None, sizes=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                 timings: dict | None = None, sizes=None,
+                 originals: list[torch.Tensor] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """facenet-pytorch's MTCNN cascade on ``uint8 [B, 3, H, W]`` images (on the nets' device), with every
     candidate box of the batch cropped and resized in one step. Returns, per image, the boxes ``[n, 5]``
     (x1, y1, x2, y2, prob) and landmarks ``[n, 5, 2]`` that ``detect_face`` returns for the same batch.
@@ -308,7 +340,12 @@ def mtcnn_detect(mtcnn, x_u8: torch.Tensor, use_table: bool | None = None, nms: 
     boxes, image_inds = _pnet_stage(mtcnn, imgs, nms_, lap, sizes)
     if use_table is None:
         use_table = dev.type != "cpu"
-    table = summed_area(x_u8) if len(boxes) and use_table else None
+    table = summed_area(x_u8) if len(boxes) and use_table and originals is None else None
+    if originals is not None:
+        full = [tuple(int(v) for v in o.shape[-2:]) for o in originals]
+        boxes = torch.cat([to_originals(boxes[:, :4], image_inds, sizes, full), boxes[:, 4:5]], dim=1) \
+            if len(boxes) else boxes
+        imgs, sizes = list(originals), full
     if len(boxes):
         boxes, image_inds = _rnet_stage(mtcnn, imgs, table, boxes, image_inds, nms_, lap, sizes)
     points = torch.zeros(0, 5, 2, device=dev)

@@ -28,6 +28,7 @@ def detect_stage(to_detect: list[int], where, imgs, detector, backoff: BackOff, 
         arrs = [imgs[where[i][0]][where[i][1]].permute(1, 2, 0).cpu().numpy() for i in to_detect]
         return dict(zip(to_detect, detector.detect(arrs)))
     found: dict[int, Detection | None] = {}
+    refine = bool(getattr(detector, "refine_original", False))
     groups = plan([where[i][0] for i in to_detect], getattr(detector, "max_side", None),
                   getattr(detector, "min_face_size", mtcnn.min_face_size), getattr(detector, "factor", mtcnn.factor),
                   getattr(detector, "min_face_fraction", None))
@@ -39,7 +40,10 @@ def detect_stage(to_detect: list[int], where, imgs, detector, backoff: BackOff, 
             part = group.part(a, b)
             x = batch_input(imgs, where, members[a:b], part)
             with torch.inference_mode(), face_floor(mtcnn, part.min_face):
-                if not part.exact:  # always the vectorised cascade: it detects each image as if alone
+                if not part.exact and refine:  # P-Net on the bounded input, R/O-Net on the originals
+                    originals = [imgs[where[i][0]][where[i][1]] for i in members[a:b]]
+                    boxes, points = mtcnn_fn(mtcnn, x, nms=nms, sizes=list(part.inputs), originals=originals)
+                elif not part.exact:  # always the vectorised cascade: it detects each image as if alone
                     boxes, points = mtcnn_fn(mtcnn, x, nms=nms, sizes=list(part.inputs))
                     boxes, points = map_all_back(boxes, points, part)
                 elif fast:

@@ -167,10 +167,16 @@ def _assert_close(got, ref, iou: float = 0.98, landmarks: float = 0.02, count: b
 SIDE = 1024
 
 
-def test_shipped_settings_match_full_resolution_and_a_bounded_side_stays_near(faces):
+@pytest.fixture(scope="module")
+def full_res(faces) -> list:
+    """Full-resolution detections of the 4032x3024 and 3024x4032 images (the parity reference)."""
+    return _stage([faces["land"], faces["port"]], MTCNNDetector(max_side=None))
+
+
+def test_shipped_settings_match_full_resolution_and_a_bounded_side_stays_near(faces, full_res):
     images = [faces["land"], faces["port"]]
     assert [im.shape[:2] for im in images] == [(3024, 4032), (4032, 3024)]
-    full = _stage(images, MTCNNDetector(max_side=None))
+    full = full_res
     default = MTCNNDetector()
     for got in (_stage(images, default), default.detect(images)):
         _assert_close(got, full, iou=1.0, landmarks=0.0)
@@ -239,3 +245,22 @@ def test_min_face_fraction_sets_the_smallest_face_by_image_size():
     assert d.config["min_face_fraction"] == 0.05 and d.detector_id != MTCNNDetector().detector_id
     with pytest.raises(ValueError, match="min_face_fraction"):
         MTCNNDetector(min_face_fraction=1.5)
+
+
+@pytest.mark.slow
+def test_refine_original_crops_from_the_original_pixels_batch_independently(faces, full_res):
+    """``refine_original``: P-Net on the bounded input, R/O-Net on the originals. A mixed batch (four sizes, both
+    orientations and an unresized frame) detects each image as alone, and the boxes are those of full
+    resolution more closely than the bounded cascade's (which crops R/O-Net from the downscaled copy)."""
+    images = [faces[n] for n in ("land", "port", "land_mid", "nuaa")]
+    det = MTCNNDetector(max_side=SIDE, refine_original=True)
+    assert det.config["refine_original"] is True and det.detector_id != MTCNNDetector(max_side=SIDE).detector_id
+    assert "refine_original" not in MTCNNDetector(refine_original=True).config  # no max_side: nothing to refine
+    alone = [_stage([im], det)[0] for im in images]
+    _assert_close(_stage(images, det), alone)
+    _assert_close(det.detect(images), alone)
+    bounded = _stage(images[:2], MTCNNDetector(max_side=SIDE))
+    refined = alone[:2]
+    _assert_close(refined, full_res, iou=0.97, landmarks=0.02)
+    for r, b, f in zip(refined, bounded, full_res):
+        assert _iou(r.box, f.box) >= _iou(b.box, f.box) - 1e-9
