@@ -100,7 +100,8 @@ def _engine(m, dev, det, emb, pad, args, limits, reps: int) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Build the sets, run the three paths and the NUAA control, print the table (``argv``: the options)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=120)
@@ -110,12 +111,14 @@ def main() -> None:
     ap.add_argument("--max-side", default="config", help="detector.max_side for the bounded run (config | null | N)")
     ap.add_argument("--decode-long-side", type=int, default=1600)
     ap.add_argument("--min-face-fraction", type=float, default=None, help="detector.min_face_fraction (bounded run)")
+    ap.add_argument("--refine-original", action="store_true",
+                    help="detector.refine_original (bounded run): R/O-Net crops from the original pixels")
     ap.add_argument("--pad", default="minifasnet_ensemble")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--chunk-size", type=int, default=128)
     ap.add_argument("--detect-batch-size", type=int, default=16)
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for k, v in dict(amp=False, progress=False, workers=0, gpu_decode="off", prefetch=2, channels_last=False).items():
         setattr(args, k, v)
     torch.set_num_threads(args.threads)
@@ -128,7 +131,8 @@ def main() -> None:
     emb = build_embedder("dlib_resnet", device="cpu")
     pad = build_pad(args.pad, device="cpu")
     full = MTCNNDetector(batch_size=args.detect_batch_size, max_side=None)
-    bounded = MTCNNDetector(batch_size=args.detect_batch_size, max_side=side, min_face_fraction=args.min_face_fraction)
+    bounded = MTCNNDetector(batch_size=args.detect_batch_size, max_side=side, min_face_fraction=args.min_face_fraction,
+                            refine_original=args.refine_original)
     limits = DecodeLimits(None, args.decode_long_side)
     r: dict = {"threads": args.threads, "torch": torch.__version__, "max_side": side,
                "min_face_fraction": args.min_face_fraction,

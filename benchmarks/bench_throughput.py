@@ -316,7 +316,16 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of: naive,simple")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--mixed", nargs=argparse.REMAINDER, default=None,
+                    help="the mixed-resolution and ID-scan cases instead (benchmarks/bench_mixed_resolution.py; "
+                         "the options after --mixed are its own)")
     args = ap.parse_args()
+    if args.mixed is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_mixed_resolution import main as mixed_main
+
+        mixed_main(args.mixed)
+        return
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     root = shared_root(required=True) / "datasets" / "nuaa"

@@ -250,6 +250,7 @@ DETECTOR: dict[str, Check] = {
     "pad_fraction": number(0),
     "max_side": integer(1, null=True),
     "min_face_fraction": number(0, 1, open_lo=True, open_hi=True, null=True),
+    "refine_original": boolean(),
     "backend": choice("torch", "opencv"),
     "caffemodel": text(null=True),
     "prototxt": text(null=True),
