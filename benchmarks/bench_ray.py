@@ -11,8 +11,9 @@ actor start-up and model deserialisation included, Ray start-up excluded):
 * ``ray_1x``: 1 actor with ``--cpus`` torch threads;
 * ``ray_2x``: 2 actors with ``--cpus / 2`` torch threads each.
 
-Printed and written: seconds, rows/s, and the ratio ``ray_1x / ray_2x`` (> 1: two actors are faster). One run
-each; on a 2-core machine shared with other work the figures are indicative only. Multi-GPU and multi-node speed
+Printed and written: seconds, rows/s, rows/s after the first block (``steady``: actors up, models loaded), the
+ratio ``ray_1x / ray_2x`` of the seconds and ``ray_2x / ray_1x`` of the steady rows/s (> 1: two actors faster).
+One run each; on a 2-core machine shared with other work the figures are indicative only. Multi-GPU and multi-node speed
 are NOT measured here.
 """
 
@@ -41,15 +42,18 @@ from harness.scoring.store import ScoreStore  # noqa: E402
 
 
 def timed(fn, tmp: Path, name: str) -> dict:
-    """Run ``fn(store)`` on an empty store; seconds and the table's counts."""
-    store = ScoreStore(tmp / name / "scores.sqlite")
+    """Run ``fn(store, profile)`` on an empty store; seconds, the table's counts and, for Ray runs, the rows/s after
+    the first block (actors started, models loaded)."""
+    store, profile = ScoreStore(tmp / name / "scores.sqlite"), {}
     t0 = time.perf_counter()
     try:
-        table = fn(store)
+        table = fn(store, profile)
     finally:
         store.close()
     wall = time.perf_counter() - t0
-    return {"seconds": round(wall, 2), "rows_per_s": round(len(table.samples) / wall, 2), **table.counts()}
+    steady = profile.get("steady_rows_per_s")
+    return {"seconds": round(wall, 2), "rows_per_s": round(len(table.samples) / wall, 2),
+            "steady_rows_per_s": None if steady is None else round(steady, 2), **table.counts()}
 
 
 def main() -> None:
@@ -72,17 +76,19 @@ def main() -> None:
     ray_start = time.perf_counter() - t0
     half = max(1, a.cpus // 2)
     runs = {
-        "batched": lambda s: score_manifest_batched(m, *models, s, chunk_size=a.chunk, progress=False),
-        "ray_1x": lambda s: score_manifest_ray(m, *models, s, chunk_size=a.chunk, progress=False, actors=1,
-                                               actor_cpus=a.cpus * 0.75, threads=a.cpus),
-        "ray_2x": lambda s: score_manifest_ray(m, *models, s, chunk_size=a.chunk, progress=False, actors=2,
-                                               actor_cpus=a.cpus * 0.375, threads=half),
+        "batched": lambda s, p: score_manifest_batched(m, *models, s, chunk_size=a.chunk, progress=False),
+        "ray_1x": lambda s, p: score_manifest_ray(m, *models, s, chunk_size=a.chunk, progress=False, actors=1,
+                                                  actor_cpus=a.cpus * 0.75, threads=a.cpus, profile=p),
+        "ray_2x": lambda s, p: score_manifest_ray(m, *models, s, chunk_size=a.chunk, progress=False, actors=2,
+                                                  actor_cpus=a.cpus * 0.375, threads=half, profile=p),
     }
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
         res = {name: timed(fn, Path(tmp), name) for name, fn in runs.items()}
     out = {"n": len(m), "chunk": a.chunk, "cpus": a.cpus, "ray_start_s": round(ray_start, 2),
            "host": platform.node(), "cores": os.cpu_count(), "runs": res,
-           "ratio_1x_over_2x": round(res["ray_1x"]["seconds"] / res["ray_2x"]["seconds"], 3)}
+           "ratio_1x_over_2x": round(res["ray_1x"]["seconds"] / res["ray_2x"]["seconds"], 3),
+           "steady_ratio_2x_over_1x": round(res["ray_2x"]["steady_rows_per_s"]
+                                            / res["ray_1x"]["steady_rows_per_s"], 3)}
     print(json.dumps(out, indent=2))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -229,12 +229,17 @@ DATASET: dict[str, Check] = {
     "capture_device": choice("all", "mobile", "tablet"),
     "enrol": boolean(),
     "protocol1_train_frames": integer(1),
+    "format": choice("auto", "csv", "bob4", "bob5"),  # dataset=scores (harness/data/score_files.py)
+    "bob_kind": choice("auto", "verification", "pad"),
+    "species_map": text(null=True),
+    "attack_species": text(),
 }
 
 #: what each dataset key is for, where a required one is left unset
 DATASET_REQUIRED_HINT = {
     "csv": "the path of the CSV manifest, e.g. dataset.csv=/data/kyc/manifest.csv",
     "root": "the folder holding the dataset, e.g. dataset.root=/data/faces",
+    "files": "the score file(s), e.g. dataset.files=/data/vendor/scores.csv",
 }
 
 #: the config key naming a plugin module (harness.registry.PLUGIN_KEY), valid in every registered group
@@ -268,8 +273,21 @@ MODEL: dict[str, Check] = {
     "box_mapping": choice("mtcnn_to_retinaface", "none"),
 }
 
+RAY: dict[str, Check] = {  # runtime.ray (conf/runtime/ray.yaml, harness.scoring.ray_engine)
+    "address": text(null=True), "actors": integer(1), "actor_cpus": number(0, open_lo=True),
+    "actor_gpus": number(0), "decode_cpus": number(0, open_lo=True), "threads": integer(1),
+}
+
+
+def _ray(key: str, v: Any) -> None:
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"{key} must be a mapping ({', '.join(RAY)}), got {v!r}")
+    check_table(key, v, RAY, "runtime.ray")
+
+
 RUNTIME: dict[str, Check] = {
-    "engine": choice("batched", "simple"),
+    "engine": choice("batched", "simple", "ray"),
+    "ray": _ray,
     "device": _device,
     "batch_size": integer(1),
     "detect_batch_size": integer(1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from harness.scoring.cache import ScoreCache
 from harness.scoring.engine import score_manifest
 from harness.presentations import frame_columns
 from harness.session_metrics import export_presentation
+from harness.vendor_scores import is_imported, vendor_scoring
 
 log = logging.getLogger("harness")
 
@@ -55,8 +57,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     from harness.tracking import check_tracking
 
     check_tracking(cfg)  # an unreachable tracking server stops the run here, in one line, before any scoring
-    tags = {"dataset": cfg.dataset.name, "embedder": cfg.embedder.name, "pad": cfg.pad.name, "policy": cfg.policy.name,
-            "detector": cfg.detector.name, "git_sha": git_sha()}
+    vendor = str(OmegaConf.select(cfg, "dataset.vendor.name", default=None) or "vendor")
+    emb, pad = (f"{vendor} match", f"{vendor} PAD") if cfg.dataset.name == "scores" else (cfg.embedder.name, cfg.pad.name)
+    tags = {"dataset": cfg.dataset.name, "embedder": emb, "pad": pad, "policy": cfg.policy.name,
+            "detector": cfg.detector.name if cfg.dataset.name != "scores" else "none", "git_sha": git_sha()}
     with tracked_run(cfg, out_dir, tags=tags, start_time=t0) as tracker:
         return _run(cfg, out_dir, t0, tracker)
 
@@ -70,16 +74,14 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     manifest = load_dataset(ds.pop("name"), **ds)
     log.info("manifest: %d samples, %d subjects", len(manifest), manifest["subject"].nunique())
-    detector, embedder, pad = build_models(cfg, device)
-    table = score_table(cfg, manifest, detector, embedder, pad, device)
+    protocol = OmegaConf.to_container(cfg.protocol, resolve=True)
+    profile: dict = {}
+    table, tr, models, (detector, embedder, pad) = scored(cfg, manifest, device, protocol, profile)
     t_scored = time.time()
     samples = table.samples
     columns = frame_columns(samples, cfg.dataset.name)  # presentation and capture order (harness.presentations)
     scores = rundir.scores_frame(samples.assign(**columns), getattr(table, "detections", None))
     rundir.write_tables(out_dir, scores=scores, config=OmegaConf.to_container(cfg, resolve=True))
-
-    protocol = OmegaConf.to_container(cfg.protocol, resolve=True)
-    tr = build_trials(samples, table.embeddings, embedder.metric, protocol)
     rundir.write_tables(out_dir, trials=tr.trials, probes=tr.probes)
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
     check_trials(tr, policy, protocol)  # no trials / bona fide / partition the policy needs: one line, exit 2
@@ -87,20 +89,21 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
                            standards=OmegaConf.to_container(cfg.standards, resolve=True) if "standards" in cfg else None)
     check_thresholds(op, tr.probes)  # no threshold chosen (and not a verification-only dataset): one line, exit 2
     metrics = partition_metrics(tr.trials, tr.probes, op)
-    session = _session(cfg, samples, table.embeddings, protocol, op, policy, embedder.metric, columns)
+    session = _session(cfg, samples, table.embeddings, protocol, op, policy, embedder.metric, columns,
+                       imported=is_imported(manifest))
     rundir.write_tables(out_dir, presentations=session.trials.probes,
                         presentation_trials=session.trials.trials)
     report_on = "eval"
     threshold_table(tr.trials, tr.probes, report_on).to_csv(out_dir / "threshold_table.csv", index=False)
     _run_figures(cfg, out_dir, tr, op, report_on, embedder.name, pad.name)
 
-    models = models_block(detector, embedder, pad, decode_limits(cfg.runtime))
     dataset_fp = {"name": cfg.dataset.name, "manifest_sha256": manifest_fingerprint(manifest), "samples": len(manifest),
                   "subjects": int(manifest["subject"].nunique()), "partitions": tr.partitions}
-    source = str(cfg.dataset.get("csv") or cfg.dataset.get("root") or cfg.dataset.name)
+    source = _source(cfg.dataset)
     summary = finite({
         "run": {"name": cfg.run_name, "harness_version": __version__, "git_sha": git_sha(),
                 "wall_time_s": round(time.time() - t0, 2), "scoring_time_s": round(t_scored - t0, 2),
+                "scoring": scoring_record(profile),
                 "report_partition": report_on, "seed": cfg.get("seed"), "run_dir": str(out_dir.resolve()),
                 **({"mlflow_run_id": tracker.run_id} if tracker is not None else {})},
         "dataset": dataset_fp | {"source": redact_uri(source)},
@@ -139,9 +142,57 @@ def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
     return summary
 
 
-def _session(cfg: DictConfig, samples, embeddings, protocol: dict, op: dict, policy: dict, metric: str, columns):
-    """Per-presentation rates and the retry flow (:func:`harness.session_metrics.session_results`)."""
+def scored(cfg: DictConfig, manifest: pd.DataFrame, device: str, protocol: dict, profile: dict | None = None):
+    """``(table, trials, models block, (detector, embedder, pad))``: the manifest scored by the configured models and
+    the protocol's trials, or, for imported score files (``dataset=scores``), the vendor's scores and comparisons
+    (:func:`harness.vendor_scores.vendor_scoring`: no model is built, the detector is None). ``profile``: see
+    :func:`score_table`."""
+    if is_imported(manifest):
+        if profile is not None:
+            profile.update(engine="imported scores", workers=[], devices=[])
+        table, tr, models, embedder, pad = vendor_scoring(manifest, protocol)
+        return table, tr, models, (None, embedder, pad)
+    detector, embedder, pad = build_models(cfg, device)
+    table = score_table(cfg, manifest, detector, embedder, pad, device, profile)
+    tr = build_trials(table.samples, table.embeddings, embedder.metric, protocol)
+    return table, tr, models_block(detector, embedder, pad, decode_limits(cfg.runtime)), (detector, embedder, pad)
+
+
+def scoring_record(profile: dict) -> dict:
+    """``summary.run.scoring``: which engine scored the run, on how many workers and which devices (and, from
+    the Ray engine, blocks, rows per second and seconds per stage)."""
+    keys = ("engine", "actors", "blocks", "samples", "total_s", "rows_per_s", "steady_rows_per_s", "stage_s",
+            "rows_by_worker")
+    out = {k: profile[k] for k in keys if k in profile}
+    out["workers"] = len(profile.get("workers") or [])
+    out["devices"] = list(profile.get("devices") or [])
+    return out
+
+
+def _source(ds) -> str:
+    """Where the dataset was read from: its CSV, root, score files or name."""
+    files = ds.get("files")
+    if files is not None and not isinstance(files, str):
+        files = ",".join(str(f) for f in files)
+    return str(ds.get("csv") or files or ds.get("root") or ds.name)
+
+
+#: the presentation / flow blocks of a run on imported scores (no face templates to pool per presentation)
+IMPORTED_SESSION_NOTE = ("not computed: imported scores carry no face templates, so presentations and the retry flow "
+                         "are not rebuilt from them (rates are per scored sample)")
+
+
+def _session(cfg: DictConfig, samples, embeddings, protocol: dict, op: dict, policy: dict, metric: str, columns,
+             imported: bool = False):
+    """Per-presentation rates and the retry flow (:func:`harness.session_metrics.session_results`); for imported
+    scores, none (:data:`IMPORTED_SESSION_NOTE`)."""
+    from types import SimpleNamespace
+
     from harness.session_metrics import session_results
+
+    if imported:
+        return SimpleNamespace(presentations=None, flow={"enabled": False, "note": IMPORTED_SESSION_NOTE},
+                               trials=SimpleNamespace(probes=None, trials=None))
 
     return session_results(samples, embeddings, protocol, op, metric, str(cfg.dataset.name),
                            OmegaConf.to_container(cfg.presentation, resolve=True) if "presentation" in cfg else None,
@@ -178,12 +229,25 @@ def decode_limits(rt):
     return rt.get("max_pixels") if not long_side else DecodeLimits(rt.get("max_pixels"), int(long_side))
 
 
-def score_table(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad, device: str):
-    """The :class:`harness.scoring.engine.ScoreTable` of the manifest with ``runtime.engine`` (and the score cache)."""
+def score_table(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad, device: str,
+                profile: dict | None = None):
+    """The :class:`harness.scoring.engine.ScoreTable` of the manifest with ``runtime.engine`` (and the score cache).
+    ``profile``: a dict filled with the engine, its workers and devices (the Ray engine adds blocks, rows per
+    second and seconds per stage)."""
     rt = cfg.runtime
     cache = ScoreCache(Path(cfg.results_dir) / "cache" / "scores.sqlite" if rt.cache else None)
     try:
         engine = str(rt.get("engine", "simple"))
+        if profile is not None:
+            profile.update(engine=engine, workers=[f"local:{os.getpid()}"], devices=[str(device)])
+        if engine == "ray":  # harness.scoring.ray_engine: Ray Data decode tasks + a model actor pool, same store
+            from harness.scoring.ray_engine import ray_options, score_manifest_ray
+
+            return score_manifest_ray(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
+                                      chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
+                                      device=device, detect_batch_size=int(rt.detect_batch_size),
+                                      gpu_decode=rt.get("gpu_decode"), max_pixels=decode_limits(rt),
+                                      profile=profile, **ray_options(rt))
         if engine == "batched":  # harness.scoring.batched: worker decode, device warps, OOM back-off
             from harness.scoring.batched import score_manifest_batched
 
@@ -196,7 +260,7 @@ def score_table(cfg: DictConfig, manifest: pd.DataFrame, detector, embedder, pad
             return score_manifest(manifest, detector, embedder, pad, cache, batch_size=int(rt.batch_size),
                                   chunk_size=int(rt.chunk_size), amp=bool(rt.amp), progress=bool(rt.progress),
                                   max_pixels=decode_limits(rt))
-        raise ValueError(f"unknown runtime.engine {engine!r} (expected 'simple' or 'batched')")
+        raise ValueError(f"unknown runtime.engine {engine!r} (expected 'simple', 'batched' or 'ray')")
     finally:
         cache.close()
 
@@ -292,7 +356,7 @@ def _track_results(cfg: DictConfig, out_dir: Path, tracker, summary: dict, doc: 
 
     op = summary["operating_point"]
     tags = {"dataset": cfg.dataset.name, "embedder": emb_name, "pad": pad_name, "policy": cfg.policy.name,
-            "detector": cfg.detector.name, "git_sha": summary["run"]["git_sha"],
+            "detector": cfg.detector.name if cfg.dataset.name != "scores" else "none", "git_sha": summary["run"]["git_sha"],
             "targets_supported": str(bool(op.get("supported"))).lower()}
     for u in summary["unmeasurable"]:  # nobody reads these numbers as measured
         tags[f"unmeasurable/{u['metric']}"] = u["reason"][:4000]

@@ -190,8 +190,9 @@ def serialize(doc: dict) -> str:
 MAX_FILE_BYTES = 64 * 2**20
 
 #: the versions read: 3.1 adds ``observed_scores`` (a 3.0 file is read without them; its decisions say so); 3.2 adds
-#: ``presentation`` (how frame PAD scores become one presentation score) and ``flow`` (the capture flow)
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0", "3.1", "3.2")
+#: ``presentation`` (how frame PAD scores become one presentation score) and ``flow`` (the capture flow); 3.3 adds
+#: vendor models (``models.<role>.vendor``: imported scores identified by name, version and score-file sha256)
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("3.0", "3.1", "3.2", "3.3")
 #: schema versions without the ``presentation`` / ``flow`` blocks
 PRE_PRESENTATION_VERSIONS = ("3.0", "3.1")
 #: ``presentation.template``: how the face template of a presentation is pooled from its frames

@@ -27,7 +27,9 @@ canonical form, content hash, signatures and verification), :mod:`harness.aggreg
 * invalid against the schema, or without usable thresholds,
 * not deployable (targets not supported, a required standard not met, selected on evaluation data, unsigned),
   unless ``allow_not_deployable=True``,
-* exported for model weights other than the ones the caller says it runs (``weights_sha256``).
+* exported for model weights other than the ones the caller says it runs (``weights_sha256``), or, for a vendor's
+  model whose scores were imported (schema 3.3, ``models.<role>.vendor``), for another vendor identity than the
+  caller's ``vendor_identity`` (the SDK build the committee approved, else the score files' sha256 joined by ``+``).
 
 Signing keys are never stored in the file, the code or the config: HMAC keys come from ``key=`` /
 ``HARNESS_SIGNING_KEY`` (the key text) / ``HARNESS_SIGNING_KEY_FILE`` (a file holding it), at least
@@ -353,9 +355,29 @@ class OperatingPoint:
         return f"{self.match_evidence(_score(match_score))}; {self.pad_evidence(_score(pad_score))}"
 
 
-def _check_weights(doc: dict, embedder_sha256: str | None, pad_sha256: str | None, allow_unverified: bool) -> None:
+def _check_vendor(role: str, vendor: dict, given: str | None, allow_unverified: bool) -> None:
+    """A vendor model (schema 3.3): the caller's ``vendor_identity`` must equal the export's ``identity``."""
+    want, who = vendor.get("identity"), f"{vendor.get('name')} {vendor.get('version')}"
+    if given is None:
+        if allow_unverified:
+            return
+        raise OperatingPointRefused(f"refused: no vendor identity given for the {role} model ({who}); pass "
+                                    f"vendor_identity= the SDK build / score file sha256 the committee approved "
+                                    f"(the export was made for {want})")
+    if str(given).strip() != str(want):
+        raise OperatingPointRefused(f"refused: vendor mismatch: the {role} model identity given ({given}) differs from "
+                                    f"the one this operating point was exported for ({who}: {want}); its thresholds "
+                                    "do not apply to another SDK build or other scores")
+
+
+def _check_weights(doc: dict, embedder_sha256: str | None, pad_sha256: str | None, allow_unverified: bool,
+                   vendor_identity: str | None = None) -> None:
     models = doc.get("models", {})
     for role, given in (("embedder", embedder_sha256), ("pad", pad_sha256)):
+        vendor = (models.get(role) or {}).get("vendor")
+        if isinstance(vendor, dict):  # a third-party model: its identity, not weights
+            _check_vendor(role, vendor, vendor_identity, allow_unverified)
+            continue
         want = (models.get(role) or {}).get("weights_sha256")
         if given is None:
             if allow_unverified:
@@ -372,7 +394,7 @@ def loads(text: bytes | str, *, embedder_sha256: str | None, pad_sha256: str | N
           key: bytes | str | None = None, key_file: str | Path | None = None,
           public_key: bytes | str | Path | None = None, trusted_content_sha256: str | None = None,
           allow_not_deployable: bool = False, allow_unverified_models: bool = False,
-          source: str = "<memory>") -> OperatingPoint:
+          source: str = "<memory>", vendor_identity: str | None = None) -> OperatingPoint:
     """Verify the text of an operating point file, its signature, its deployability and the model weights it applies
     to; see :func:`load`."""
     doc = verify_document(text)
@@ -382,7 +404,7 @@ def loads(text: bytes | str, *, embedder_sha256: str | None, pad_sha256: str | N
         why = "; ".join(doc.get("not_deployable_because", [])) or "the export is marked not deployable"
         raise OperatingPointRefused(f"refused: this operating point is not deployable: {why} (pass "
                                     "allow_not_deployable=True / --allow-not-deployable for analysis only)")
-    _check_weights(doc, embedder_sha256, pad_sha256, allow_unverified_models)
+    _check_weights(doc, embedder_sha256, pad_sha256, allow_unverified_models, vendor_identity)
     op = OperatingPoint(doc, source)
     op.trusted_because = how
     return op
@@ -391,11 +413,15 @@ def loads(text: bytes | str, *, embedder_sha256: str | None, pad_sha256: str | N
 def load(path: str | Path, *, embedder_sha256: str | None, pad_sha256: str | None,
          key: bytes | str | None = None, key_file: str | Path | None = None,
          public_key: bytes | str | Path | None = None, trusted_content_sha256: str | None = None,
-         allow_not_deployable: bool = False, allow_unverified_models: bool = False) -> OperatingPoint:
+         allow_not_deployable: bool = False, allow_unverified_models: bool = False,
+         vendor_identity: str | None = None) -> OperatingPoint:
     """Load and verify ``operating_point.json``.
 
     ``embedder_sha256`` / ``pad_sha256``: sha256 of the model weights the caller runs; they must equal the ones the
     export records. Passing ``None`` is refused unless ``allow_unverified_models=True`` (tests, offline analysis).
+    ``vendor_identity``: for a vendor's model (schema 3.3, scores imported), the SDK build or score file sha256 the
+    service uses; it must equal the export's ``models.<role>.vendor.identity`` (the weights arguments are not used
+    for that role; ``None`` is refused the same way).
     Trust: an HMAC key (``key`` / ``key_file`` / ``$HARNESS_SIGNING_KEY`` / ``$HARNESS_SIGNING_KEY_FILE``), an
     Ed25519 ``public_key``, or the approved ``trusted_content_sha256``; an unsigned or wrongly signed file is refused.
     A file marked not deployable is refused unless ``allow_not_deployable=True``.
@@ -411,4 +437,4 @@ def load(path: str | Path, *, embedder_sha256: str | None, pad_sha256: str | Non
     return loads(raw, embedder_sha256=embedder_sha256, pad_sha256=pad_sha256, key=key, key_file=key_file,
                  public_key=public_key, trusted_content_sha256=trusted_content_sha256,
                  allow_not_deployable=allow_not_deployable, allow_unverified_models=allow_unverified_models,
-                 source=str(p))
+                 source=str(p), vendor_identity=vendor_identity)

@@ -38,7 +38,7 @@ def aggregation_rule(doc: dict) -> dict:
     if not isinstance(agg, dict):
         raise OperatingPointRefused(
             f"refused: this operating point (schema {doc.get('schema_version')}) has no presentation aggregation rule, "
-            "so it cannot decide a presentation from its frames; re-export it with schema 3.2 (python -m harness.cli "
+            "so it cannot decide a presentation from its frames; re-export it with schema 3.2 or later (python -m harness.cli "
             "export <run_dir> -o operating_point.json)")
     return check_aggregation(agg, "presentation.aggregation")
 

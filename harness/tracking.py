@@ -226,9 +226,20 @@ def run_metrics(summary: dict, out_dir: Path | None = None) -> dict[str, float]:
                     for c, v in (acc.get("rejected_by_code") or {}).items()})
     metrics.update(decision_metrics(summary))
     metrics.update(session_metrics(summary))
+    metrics.update(scoring_metrics(summary))
     if out_dir is not None:
         metrics.update(report_metrics(out_dir))
     return guard_metric_names(metrics)
+
+
+def scoring_metrics(summary: dict) -> dict[str, float]:
+    """The scoring engine's throughput (``summary.run.scoring``): ``scoring/rows_per_s`` and ``scoring/<stage>_s``."""
+    sc = _get(summary, "run", "scoring") or {}
+    out = {f"scoring/{k}": float(sc[k]) for k in ("rows_per_s", "steady_rows_per_s", "total_s", "workers", "blocks")
+           if isinstance(sc.get(k), (int, float)) and not isinstance(sc.get(k), bool)}
+    out.update({f"scoring/{k}_s": float(v) for k, v in (sc.get("stage_s") or {}).items()
+                if isinstance(v, (int, float))})
+    return out
 
 
 def session_metrics(summary: dict) -> dict[str, float]:
@@ -251,6 +262,10 @@ def run_params(summary: dict) -> dict[str, str]:
     conf = {_get(r, "confidence") for r in _rates(summary.get("metrics") or {})} - {None}
     if "evidence.confidence" not in out and len(conf) == 1:
         out["evidence.confidence"] = str(conf.pop())
+    sc = _get(summary, "run", "scoring") or {}
+    for k in ("engine", "workers", "devices"):
+        if sc.get(k) not in (None, [], ""):
+            out[f"scoring.{k}"] = (",".join(map(str, sc[k])) if isinstance(sc[k], list) else str(sc[k]))[:500]
     if _get(summary, "presentations", "grouping"):
         out["presentation.grouping"] = str(summary["presentations"]["grouping"])[:500]
     return out

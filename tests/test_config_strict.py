@@ -21,7 +21,8 @@ from harness.config_schema import (GROUPS, ConfigError, RunRequirementError, che
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 #: the group options whose config leaves a required value unset (???), and what a user sets for it
-REQUIRED = {("dataset", "csv"): ["dataset.csv=/data/kyc/manifest.csv"], ("dataset", "folder"): ["dataset.root=/data/in_house"]}
+REQUIRED = {("dataset", "csv"): ["dataset.csv=/data/kyc/manifest.csv"], ("dataset", "folder"): ["dataset.root=/data/in_house"],
+            ("dataset", "scores"): ["dataset.files=/data/vendor/scores.csv"]}
 RESULT_FILES = ("scores.csv", "trials.csv", "summary.json", "operating_point.json", "report.html")
 
 

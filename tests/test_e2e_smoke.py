@@ -125,7 +125,7 @@ def test_defensible_operating_point_end_to_end(smoke_runs):
     are float32 numbers inside their plateau; too few people read 'insufficient evidence', never 'pass'."""
     _, (s, _), dirs, stdout = smoke_runs
     doc = json.loads((dirs[0] / "operating_point.json").read_text())
-    assert doc["schema_version"] == "3.2"
+    assert doc["schema_version"] == "3.3"
     for where, r in list(_rates(s["metrics"])) + list(_rates(doc["expected_rates_on_eval"])):
         assert "n_subjects" in r, where
     assert doc["expected_rates_on_eval"]["verif"]["fmr"] == s["metrics"]["eval"]["verif"]["at_operating_point"]["fmr"]

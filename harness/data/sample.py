@@ -3,8 +3,8 @@
 Required columns (see :data:`COLUMNS`): ``sample_id`` (unique), ``path`` (absolute), ``frame`` (video frame
 index, -1 for a still image), ``subject`` (the identity shown; for an attack, the person impersonated),
 ``label`` (``bona_fide`` | ``attack``), ``species`` (attack species from :data:`SPECIES`; ``none`` for bona
-fide), ``split``. Any further columns are capture metadata (session, device, lighting, glasses, ...) used for
-per-condition breakdowns.
+fide, ``unknown`` for an attack whose species is not known), ``split``. Any further columns are capture metadata
+(session, device, lighting, glasses, ...) used for per-condition breakdowns.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ SPECIES = (
     "makeup_disguise",
     "digital_animation",
     "injection",
+    # an attack whose instrument is not known (e.g. imported third-party scores, bob files without a species
+    # mapping): accepted and reported as its own species, never folded into a known one
+    "unknown",
 )
 
 COLUMNS = ("sample_id", "path", "frame", "subject", "label", "species", "split")

@@ -2,7 +2,7 @@
 
 Versioned (:data:`SCHEMA_VERSION`, JSON Schema in :mod:`harness.export.schema`, validated with ``jsonschema``
 before writing). It holds: schema version, creation time, harness version and git sha, the resolved config, the
-models (name, weights sha256, preprocessing), the thresholds and review bands, the policy and its inputs, the
+models (name, weights sha256 - or, for imported scores, the vendor identity - and preprocessing), the thresholds and review bands, the policy and its inputs, the
 expected rates on eval (k/n with intervals), the standards verdicts, the dataset fingerprint (manifest hash,
 counts), score -> FMR and PAD score -> APCER lookup tables, the scores observed per class on the reported partition
 (``observed_scores``: outside them the runtime flags "no evidence at this score"), and ``content_sha256``. Each
@@ -20,6 +20,11 @@ Schema 3.2 adds the unit decided (from the config's ``presentation`` and ``flow`
   "reject" | "review"}``. Default: one attempt of one presentation, rejected when it fails.
 
 Both are inside ``content_sha256`` and the signature (everything but ``signature`` is signed).
+
+Schema 3.3 names a third-party model instead of weights: for a run on imported score files (``dataset=scores``)
+``models.embedder`` / ``models.pad`` carry ``vendor`` ``{"name", "version", "sdk_build", "score_files": [{"file",
+"sha256"}], "identity"}`` (:func:`harness.vendor_scores.vendor_identity`) and no ``weights_sha256``; the runtime checks
+``identity`` (the approved SDK build, else the score files' sha256) instead of weight hashes.
 
 ``content_sha256`` = sha256 of the canonical JSON (sorted keys, no whitespace, ASCII) of the document without
 that field; the file itself is written in one canonical indented form, so :mod:`harness.runtime` refuses a file

@@ -1,9 +1,16 @@
-"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.2. Pure data: no imports beyond stdlib.
+"""JSON Schema (draft 2020-12) of ``operating_point.json``, schema version 3.3. Pure data: no imports beyond stdlib.
 
 Version policy: a change that an older runtime could misread (a renamed or re-interpreted field, a new decision
 rule) bumps the major version, and :data:`harness.runtime.SUPPORTED_SCHEMA_VERSIONS` refuses other versions. A
 change an older file can be read under (only fields added) bumps the minor version, and the schema still validates
 files of the earlier minor version (``schema_version`` is one of :data:`SCHEMA_VERSIONS`).
+
+3.3 (from 3.2): third-party models. Added: a model (``models.embedder`` / ``models.pad``) may be a vendor's whose
+scores were imported (``dataset=scores``, :mod:`harness.data.score_files`) instead of weights the harness ran: then it
+has no ``weights_sha256`` and carries ``vendor`` ``{"name", "version", "sdk_build": str | null, "score_files":
+[{"file", "sha256"}], "identity": str}`` (``identity`` = the approved ``sdk_build``, else the score files' sha256
+joined by ``+``); the runtime checks that identity (``vendor_identity=``) instead of a weights sha256. A 3.0 - 3.2
+file has weights-only models and is read as before.
 
 3.2 (from 3.1): presentations, not frames. Added (required in 3.2, absent in 3.0 / 3.1): ``presentation``
 ``{"aggregation": {"rule", "trim", "q", "n"}, "template": "mean" | "best_quality", "grouping": str, "unit":
@@ -45,10 +52,10 @@ Changed: every rate (``expected_rates_on_eval``, ``policy.on_selection_data``, s
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "3.2"
+SCHEMA_VERSION = "3.3"
 #: the versions this schema validates (the runtime reads the same): 3.0 files have no ``observed_scores``, 3.0 and
-#: 3.1 files no ``presentation`` / ``flow``
-SCHEMA_VERSIONS = ("3.0", "3.1", "3.2")
+#: 3.1 files no ``presentation`` / ``flow``; vendor models (``models.<role>.vendor``) from 3.3
+SCHEMA_VERSIONS = ("3.0", "3.1", "3.2", "3.3")
 #: presentation.aggregation.rule (the same as :data:`harness.aggregation.RULES`; a test keeps them equal)
 AGGREGATION_RULES = ("mean", "median", "min", "max", "trimmed_mean", "quantile", "first_n_mean", "prob_weighted_mean")
 
@@ -88,6 +95,29 @@ _MODEL = {
                                    "items": {"type": ["number", "null"]}},
                    "score_scale": {"type": "string"}},
 }
+#: a third-party model whose scores were imported (3.3): named by its vendor identity, never by weights
+_VENDOR = {
+    "type": "object",
+    "required": ["name", "version", "sdk_build", "score_files", "identity"],
+    "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1}, "version": {"type": "string"},
+                   "sdk_build": {"type": ["string", "null"]},
+                   "score_files": {"type": "array", "minItems": 1, "items": {
+                       "type": "object", "required": ["file", "sha256"], "additionalProperties": False,
+                       "properties": {"file": {"type": "string"}, "sha256": _SHA256}}},
+                   "identity": {"type": "string", "minLength": 1}},
+}
+
+_VENDOR_MODEL = {
+    "type": "object",
+    "required": ["name", "vendor", "preprocessing"],
+    "not": {"required": ["weights_sha256"]},
+    "properties": {"name": {"type": "string"}, "vendor": _VENDOR, "preprocessing": {},
+                   "score_range": _MODEL["properties"]["score_range"], "score_scale": {"type": "string"}},
+}
+#: a role's model: a vendor's where it names one (``vendor``), else one with weights; if/then/else (not anyOf) so a
+#: bad field is reported at its own path (``models/embedder/weights_sha256``)
+_ROLE_MODEL = {"if": {"type": "object", "required": ["vendor"]}, "then": _VENDOR_MODEL, "else": _MODEL}
 _INT_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 _OBSERVED_RANGE = {"type": "object", "required": ["min", "max", "n"], "additionalProperties": False,
                    "properties": {"min": {"type": "number"}, "max": {"type": "number"},
@@ -136,7 +166,7 @@ _FLOW = {
 
 SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:face-pad-harness:operating-point:3.2",
+    "$id": "urn:face-pad-harness:operating-point:3.3",
     "title": "face-pad-harness operating point",
     "type": "object",
     "required": [
@@ -167,7 +197,8 @@ SCHEMA: dict = {
         "models": {
             "type": "object",
             "required": ["embedder", "pad"],
-            "properties": {"embedder": _MODEL, "pad": _MODEL, "detector": {"type": "object"}},
+            "properties": {"embedder": _ROLE_MODEL, "pad": _ROLE_MODEL,
+                           "detector": {"type": "object"}},
         },
         "thresholds": {
             "type": "object",

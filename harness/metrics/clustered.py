@@ -116,6 +116,11 @@ def cluster_counts(errors: Any, subjects: Any, ref_subjects: Any = None) -> tupl
     return u // max(S, 1), u % max(S, 1), k, n
 
 
+#: relative rounding noise of a variance computed from cancelling sums (``sum K^2 - 2 p sum K N + p^2 sum N^2``): a
+#: two-way variance within ``NOISE`` x those sums of zero is zero, whichever way it was summed
+NOISE = 1e-12
+
+
 def _sides(a: np.ndarray, b: np.ndarray | None, n: np.ndarray) -> tuple[int, list[float], int]:
     """(people, trials per person on each side, people on the smaller side)."""
     tot = float(n.sum())
@@ -146,7 +151,10 @@ def _cr_variance(a: np.ndarray, b: np.ndarray | None, k: np.ndarray, n: np.ndarr
     pcnt = np.bincount(pair, weights=np.where(x, n, 0.0))
     v = float(tot @ tot) - float(ptot @ ptot)
     kk = float(cnt @ cnt) - float(pcnt @ pcnt)
-    if v <= 1e-9 * (float(tot @ tot) + float(ptot @ ptot)):  # not positive (up to rounding): clusters = pairs
+    ktot = np.bincount(a, weights=k, minlength=S) + np.bincount(b[x], weights=k[x], minlength=S)
+    pk = np.bincount(pair, weights=np.where(x, k, 0.0))
+    mag = float(ktot @ ktot) + float(pk @ pk) + p * p * (float(cnt @ cnt) + float(pcnt @ pcnt))
+    if v <= 1e-9 * (float(tot @ tot) + float(ptot @ ptot)) + NOISE * mag:  # not positive: clusters = pairs
         ptot_all = np.bincount(pair, weights=r)
         pcnt_all = np.bincount(pair, weights=n)
         v, kk = float(ptot_all @ ptot_all), float(pcnt_all @ pcnt_all)
@@ -350,9 +358,10 @@ def _design_effect_path(ca: np.ndarray, cb: np.ndarray | None, order: np.ndarray
         ak2, akn, an2, _ = _cluster_sums([(pair_ids, np.ones(n))], P, order, n)
         vq = var(at(qk2), at(qkn), qn2)
         scale = np.abs(v) + np.abs(vq)
+        mag = at(pk2) + at(qk2) + p * p * (pn2 + qn2)  # the sums the variances cancel from
         v = v - vq
         kk = pn2 - qn2
-        fb = v <= 1e-9 * scale  # not positive up to rounding (the same rule as the direct computation)
+        fb = v <= 1e-9 * scale + NOISE * mag  # not positive up to rounding (the same rule as the direct computation)
         v = np.where(fb, var(at(ak2), at(akn), an2), v)
         kk = np.where(fb, an2, kk)
     corr = 1.0 - kk / N**2

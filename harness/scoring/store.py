@@ -10,6 +10,11 @@ from the one this store last saw for that model name, the run says so in one lin
 
 :class:`ScoreStore` (alias :data:`ScoreCache`) is the read-write store of the main process; :class:`StoreReader`
 is the read-only, fork-safe view that decoding workers probe with. Safe for several processes (WAL, busy timeout).
+
+The store also holds the INDEX of the block store (:mod:`harness.scoring.blocks`: one immutable Parquet file per
+block of manifest rows): table ``blocks`` maps (set key, block number) to the block's current file, its row count
+and the engine / worker that computed it (:meth:`ScoreStore.index_block`, :meth:`ScoreStore.indexed_blocks`). An
+older store file gains the table on open (one log line says so); its entries are used as before.
 """
 
 from __future__ import annotations
@@ -82,6 +87,13 @@ class ScoreStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, stage_id TEXT NOT NULL, "
                              "version TEXT NOT NULL)")
+            had_index = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blocks'"
+                                         ).fetchone() is not None
+            if not had_index and self._db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None:
+                log.info("score store %s: added the block index (table blocks); its entries are kept", self.path)
+            self._db.execute("CREATE TABLE IF NOT EXISTS blocks (set_key TEXT NOT NULL, block INTEGER NOT NULL, "
+                             "file TEXT NOT NULL, rows INTEGER NOT NULL, engine TEXT NOT NULL, worker TEXT NOT NULL, "
+                             "PRIMARY KEY (set_key, block))")
             self._db.commit()
 
     def stage_id(self, model) -> str:
@@ -119,6 +131,22 @@ class ScoreStore:
             rows.append((k, buf.getvalue()))
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", rows)
+
+    def index_block(self, set_key: str, block: int, file: str, rows: int, engine: str, worker: str) -> None:
+        """Point block ``block`` of the block set ``set_key`` at ``file`` (relative to the block root), with its
+        provenance; a later version of the same block replaces the pointer, never the file."""
+        if self._db is None:
+            return
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO blocks (set_key, block, file, rows, engine, worker) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (set_key, int(block), file, int(rows), engine, worker))
+
+    def indexed_blocks(self, set_key: str) -> dict[int, tuple[str, int, str, str]]:
+        """``{block: (file, rows, engine, worker)}`` of the block set ``set_key`` (empty without a store)."""
+        if self._db is None:
+            return {}
+        q = "SELECT block, file, rows, engine, worker FROM blocks WHERE set_key = ? ORDER BY block"
+        return {int(b): (f, int(r), e, w) for b, f, r, e, w in self._db.execute(q, (set_key,))}
 
     def close(self) -> None:
         if self._db is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness.metrics import clustered_rate
@@ -95,6 +95,9 @@ def test_never_narrower_than_trial_level_never_zero_width(cells, two_way, conf, 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**6), S=st.integers(2, 9), m=st.integers(1, 6), two_way=st.booleans(),
        ties=st.booleans())
+# three people, every pair sharing one: at 15/18 the two-way variance is exactly 0, which the incremental sums
+# gave as 4e-14 and took as positive (the upper bound then differed in the 4th digit); found by Hypothesis
+@example(seed=2, S=3, m=3, two_way=True, ties=False)
 def test_incremental_path_matches_the_direct_bound_at_every_cut(seed, S, m, two_way, ties):
     rng = np.random.default_rng(seed)
     if two_way:

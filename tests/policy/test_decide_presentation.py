@@ -80,7 +80,7 @@ def exported(tmp_path_factory):
 
 def test_export_3_2_carries_presentation_and_flow_from_the_config(exported):
     path, doc = exported
-    assert doc["schema_version"] == "3.2"
+    assert doc["schema_version"] == "3.3"
     assert doc["presentation"] == {"aggregation": {"rule": "trimmed_mean", "trim": 0.2, "q": 0.5, "n": 3},
                                    "template": "best_quality", "unit": "presentation",
                                    "grouping": "NUAA: subject + label + glasses + pose code + session"}
@@ -266,7 +266,7 @@ def test_runtime_reproduces_every_offline_presentation_decision(tmp_path, shared
     run_dir, _, _ = run_smoke(tmp_path)
     op_path = run_dir / "operating_point.json"
     doc = json.loads(op_path.read_text())
-    assert doc["schema_version"] == "3.2"
+    assert doc["schema_version"] == "3.3"
     op = OperatingPoint(doc)  # verification has its own tests; this one is about the decisions
     scores = read_table(run_dir, "scores")
     pres = read_table(run_dir, "presentations").set_index("sample_id")

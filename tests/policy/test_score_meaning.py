@@ -92,7 +92,7 @@ def _decide_cli(op_path: Path, match: float, pad: float, *extra: str) -> subproc
 @pytest.mark.shared
 def test_observed_scores_match_the_run_tables(smoke_run):
     run_dir, summary, doc = smoke_run
-    assert doc["schema_version"] == SCHEMA_VERSION == "3.2"
+    assert doc["schema_version"] == SCHEMA_VERSION == "3.3"
     obs = doc["observed_scores"]
     assert obs["partition"] == "eval"
     # match scores: trials.csv, eval partition, per kind (attacks per species)

@@ -1,0 +1,281 @@
+"""The Ray scoring engine (``runtime=ray``): the batched engine's per-chunk pipeline spread over a Ray cluster with
+Ray Data, same contract and same cache keys (:mod:`harness.scoring.table`).
+
+1. The manifest becomes a Ray dataset of **blocks** (block ``b`` = rows ``[b * chunk_size, (b + 1) * chunk_size)``:
+   one local chunk, so scores are bitwise equal to the batched engine's on the same CPU build).
+2. **Decode** runs in Ray CPU tasks (``map_batches`` with a function, ``decode_cpus`` each): read, hash, probe the
+   score store read-only and decode what a stage still needs (:class:`harness.scoring.loader.ChunkSource`).
+3. **Detect, embed, PAD** run in an actor pool (``map_batches`` with a class, ``concurrency=actors``, ``actor_cpus``
+   / ``actor_gpus`` each, https://docs.ray.io/en/latest/data/batch_inference.html): each actor deserialises the
+   three models once and scores blocks with :class:`harness.scoring.batched.BatchedRun`.
+4. The driver streams each block's result into the score store (the same ``key -> value`` entries as the local
+   cache, so a rerun or another engine reuses them) and into the block store (:mod:`harness.scoring.blocks`: one
+   immutable Parquet file per block, with provenance ``engine`` / ``worker``), then builds the score table FROM
+   the block files after :func:`harness.scoring.blocks.check_complete`.
+
+Failures: Ray Data restarts a dead actor and retries its in-flight blocks (its actors default to
+``max_restarts=-1``, ``max_task_retries=-1``); a block whose result arrives twice is counted once. A rerun reads and
+hashes every row but computes only rows without cached values (``stats``: ``*_computed`` vs ``*_cached``).
+
+``ray.init`` connects to ``address`` (or ``$RAY_ADDRESS``) when given and starts a local cluster otherwise; on a
+multi-node cluster the score store's directory must be on a shared filesystem for the workers' cache probe (else
+every row is recomputed; results are still stored by the driver).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from harness.scoring.batched import BatchedOptions, BatchedRun
+from harness.scoring.blocks import COLUMNS, BlockStore, block_rows, block_set_key, check_complete, fill_ledger
+from harness.scoring.loader import ChunkSource
+from harness.scoring.store import ScoreStore, StoreReader, cache_key
+from harness.scoring.table import Ledger, ScoreTable, stage_ids
+
+log = logging.getLogger("harness.scoring")
+
+__all__ = ["BlockScorer", "RayOptions", "StopAfter", "decode_block", "ensure_ray", "ray_options", "run_ray",
+           "score_manifest_ray"]
+
+
+class StopAfter(RuntimeError):
+    """Raised by the driver when ``stop_after_blocks`` blocks are stored (test hook: a run stopped half-way)."""
+
+
+@dataclass
+class RayOptions:
+    """Settings of :func:`run_ray` (see :func:`score_manifest_ray`)."""
+
+    batch_size: int = 32
+    chunk_size: int = 128
+    amp: bool = False
+    progress: bool = True
+    actors: int = 1
+    actor_cpus: float = 1.0
+    actor_gpus: float = 0.0
+    decode_cpus: float = 0.25
+    threads: int = 1
+    address: str | None = None
+    detect_batch_size: int | None = None
+    device: str | None = None
+    gpu_decode: bool | None = None
+    max_pixels: object = None
+    profile: dict | None = None
+    model_factory: object = None  # a picklable callable -> (detector, embedder, pad), called once in each actor
+    test_hook: dict = field(default_factory=dict)  # tests only: {"exit_after": k, "dir": path}
+    stop_after_blocks: int | None = None  # tests only: raise StopAfter once this many blocks are stored
+
+
+def score_manifest_ray(manifest: pd.DataFrame, detector, embedder, pad, cache: ScoreStore, batch_size: int = 32,
+                       chunk_size: int = 128, amp: bool = False, progress: bool = True, **options) -> ScoreTable:
+    """Score every manifest row on Ray: the contract of :func:`harness.scoring.batched.score_manifest_batched`.
+
+    Keyword ``options`` (:class:`RayOptions`): ``actors`` (pool size), ``actor_cpus`` / ``actor_gpus`` (Ray
+    resources per actor), ``decode_cpus`` (per decode task), ``threads`` (torch threads per actor), ``address``
+    (cluster; default ``$RAY_ADDRESS`` or a local one), ``model_factory`` (a picklable callable returning the three
+    models, called once per actor, e.g. ``functools.partial(harness.experiment.build_models, cfg, "cuda")``; default:
+    the driver's models, serialised once into the object store), ``detect_batch_size``, ``device``, ``gpu_decode``,
+    ``max_pixels`` as in the batched engine, ``profile`` (a dict filled with engine, workers, devices, blocks,
+    seconds, rows per second). ``batch_size``, ``chunk_size`` (= block size), ``amp``, ``progress`` as there."""
+    opts = RayOptions(batch_size=batch_size, chunk_size=chunk_size, amp=amp, progress=progress, **options)
+    return run_ray(manifest, detector, embedder, pad, cache, opts)
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """``ray.init`` once per process: connect to ``address`` or ``$RAY_ADDRESS`` when set, else start a local
+    cluster (``num_cpus``: default all cores). Ray Data's own progress bars are turned off (the engine shows one)."""
+    import ray
+
+    if not ray.is_initialized():
+        addr = address or os.environ.get("RAY_ADDRESS") or None
+        if addr:
+            ray.init(address=addr, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+def batched_options(opts: RayOptions) -> BatchedOptions:
+    """The batched engine's options an actor runs with (progress off, decoding already done)."""
+    return BatchedOptions(batch_size=opts.batch_size, chunk_size=opts.chunk_size, amp=opts.amp, progress=False,
+                          detect_batch_size=opts.detect_batch_size, device=opts.device, gpu_decode=opts.gpu_decode,
+                          max_pixels=opts.max_pixels, profile={})
+
+
+def decode_block(batch: pd.DataFrame, source: ChunkSource) -> pd.DataFrame:
+    """Ray Data task: read, hash, probe and decode block ``batch.block[0]`` (one row per batch)."""
+    b = int(batch["block"].iloc[0])
+    return pd.DataFrame({"block": [b], "payload": [pickle.dumps(source[b], protocol=5)]})
+
+
+class _CollectingStore:
+    """What an actor's :class:`BatchedRun` sees as its store: reads through :class:`StoreReader`, keeps new values
+    for the driver (which alone writes the store)."""
+
+    def __init__(self, path):
+        self.path, self.reader, self.new = path, StoreReader(path), {}
+
+    def get_many(self, keys):
+        return self.reader.get_many(keys)
+
+    def put_many(self, items):
+        self.new.update(items)
+
+
+class BlockScorer:
+    """Ray Data actor: the three models (deserialised once), a :class:`BatchedRun`; one block per call."""
+
+    def __init__(self, models, manifest: pd.DataFrame, ids: tuple[str, str, str], store_path, opts: RayOptions):
+        import ray
+
+        torch.set_num_threads(int(opts.threads))
+        if opts.model_factory is not None:  # built on the actor's own device (a GPU driver is not needed)
+            detector, embedder, pad = opts.model_factory()
+        else:
+            detector, embedder, pad = ray.get(models[0]) if isinstance(models, list) else models
+        self.store = _CollectingStore(store_path)
+        self.run = BatchedRun(manifest, detector, embedder, pad, self.store, batched_options(opts))
+        if self.run.ledger.stage_ids != tuple(ids):
+            raise RuntimeError(f"ray actor: stage ids {self.run.ledger.stage_ids} differ from the driver's {ids}")
+        ctx = ray.get_runtime_context()
+        self.worker = f"ray:{ctx.get_node_id()[:8]}:{os.getpid()}:{self.run.dev}"
+        self.hook, self.done = dict(opts.test_hook or {}), 0
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        b, loaded = int(batch["block"].iloc[0]), pickle.loads(batch["payload"].iloc[0])
+        self._hook_mark(b)
+        led, self.store.new = self.run.ledger, {}
+        led.stats = dict.fromkeys(led.stats, 0)
+        prof = self.run.opts.profile
+        before = dict(prof)
+        self.run.score(loaded)
+        rows = block_rows(led, loaded["idx"], loaded["hash"], "ray", self.worker, self._computed(loaded["hash"]))
+        self.done += 1
+        self._hook_exit()
+        stage_s = {k: v - before.get(k, 0.0) for k, v in prof.items() if k.endswith("_s")}
+        out = {"rows": rows, "new": self.store.new, "stats": dict(led.stats), "stage_s": stage_s}
+        return pd.DataFrame({"block": [b], "payload": [pickle.dumps(out, protocol=5)]})
+
+    def _computed(self, hashes: dict[int, str]) -> set[int]:
+        """Rows with a value among this call's new store entries (the rest came from the store)."""
+        det_id, emb_id, pad_id = self.run.ledger.stage_ids
+        frames, new = self.run.ledger.frames, self.store.new
+        return {i for i, h in hashes.items() if any(cache_key(h, frames[i], *s) in new for s in
+                                                    ((det_id,), (det_id, emb_id), (det_id, pad_id)))}
+
+    def _hook_mark(self, b: int) -> None:  # test-only: record that this process started block b
+        if self.hook.get("dir"):
+            with open(os.path.join(self.hook["dir"], f"start-{b}-{os.getpid()}-{time.monotonic_ns()}"), "w"):
+                pass
+
+    def _hook_exit(self) -> None:  # test-only: one actor, once, dies hard after its k-th block, before returning
+        k = self.hook.get("exit_after")
+        if k and self.done == int(k):
+            try:
+                fd = os.open(os.path.join(self.hook["dir"], "died"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+            os._exit(1)
+
+
+def _dataset(blocks: list[int], source: ChunkSource, models, manifest, ids, store_path, opts: RayOptions):
+    import ray
+
+    ds = ray.data.from_items([{"block": b} for b in blocks], override_num_blocks=max(1, len(blocks)))
+    ds = ds.map_batches(decode_block, batch_size=1, batch_format="pandas", fn_kwargs={"source": source},
+                        num_cpus=opts.decode_cpus)
+    return ds.map_batches(BlockScorer, batch_size=1, batch_format="pandas",
+                          compute=ray.data.ActorPoolStrategy(size=int(opts.actors)),
+                          num_cpus=opts.actor_cpus, num_gpus=opts.actor_gpus or None,
+                          fn_constructor_args=([models], manifest, ids, None if store_path is None else str(store_path),
+                                               opts))
+
+
+def run_ray(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreStore,
+            opts: RayOptions | None = None) -> ScoreTable:
+    """The driver (module docstring): stream the blocks through Ray, store them, check, build the table."""
+    import ray
+
+    t0, opts = time.perf_counter(), opts or RayOptions()
+    ensure_ray(opts.address)
+    ids = _driver_stage_ids(detector, embedder, pad, store, opts)
+    led = Ledger(manifest, embedder.dim, ids)
+    n, size = len(manifest), int(opts.chunk_size)
+    blocks = list(range(math.ceil(n / size)))
+    key, bstore = block_set_key(manifest, ids, size), BlockStore(store)
+    source = ChunkSource(led.paths, led.frames, size, ids, store.path, bool(ids[0].endswith("+nvjpeg")),
+                         max_pixels=opts.max_pixels, skip=led.set_aside)
+    models = ray.put((detector, embedder, pad) if opts.model_factory is None else None)
+    got: dict[int, pd.DataFrame] = {}
+    stats, stage_s, t_first = dict(led.stats), {}, None
+    bar = tqdm(total=n, desc=f"scoring (ray, {opts.actors} actors)", unit="img", disable=not opts.progress)
+    stream = _dataset(blocks, source, models, manifest, ids, store.path, opts).iter_rows() if blocks else []
+    for row in stream:
+        b, res = int(row["block"]), pickle.loads(row["payload"])
+        t_first = t_first or (time.perf_counter(), len(res["rows"]))
+        if b in got:  # delivered twice (a retried block): counted once
+            continue
+        store.put_many(res["new"])
+        bstore.write(key, b, res["rows"])
+        got[b] = res["rows"]
+        stats = {k: stats[k] + res["stats"].get(k, 0) for k in stats}
+        for k, v in res.get("stage_s", {}).items():
+            stage_s[k] = stage_s.get(k, 0.0) + v
+        bar.update(len(res["rows"]))
+        if opts.stop_after_blocks is not None and len(got) >= opts.stop_after_blocks:
+            bar.close()
+            raise StopAfter(f"stopped after {len(got)} of {len(blocks)} blocks (stop_after_blocks)")
+    bar.close()
+    rows = (bstore.read(key, set(got)) if bstore.root is not None
+            else pd.concat([*got.values(), pd.DataFrame(columns=COLUMNS)], ignore_index=True))
+    check_complete(rows, manifest, where=str(bstore.root / key) if bstore.root is not None else "ray engine")
+    fill_ledger(led, rows)
+    led.stats = stats
+    table = led.table(pad)
+    if opts.profile is not None and t_first is not None:  # after the first block: actors up, models loaded
+        steady = time.perf_counter() - t_first[0]
+        opts.profile["steady_rows_per_s"] = (n - t_first[1]) / steady if steady > 0 and n > t_first[1] else None
+    _profile(opts, rows, len(blocks), time.perf_counter() - t0, n, stage_s)
+    return table
+
+
+def _driver_stage_ids(detector, embedder, pad, store, opts: RayOptions) -> tuple[str, str, str]:
+    """The stage ids the actors' :class:`BatchedRun` uses (the nvjpeg suffix when decoding on a GPU)."""
+    det_id, emb_id, pad_id = stage_ids(detector, embedder, pad, store, opts.max_pixels)
+    dev = str(opts.device or getattr(embedder, "device", "cpu"))
+    if dev.startswith("cuda") and (opts.gpu_decode is None or opts.gpu_decode):
+        det_id += "+nvjpeg"
+    return det_id, emb_id, pad_id
+
+
+def _profile(opts: RayOptions, rows: pd.DataFrame, n_blocks: int, wall: float, n: int, stage_s: dict) -> None:
+    workers = sorted(set(rows["worker"])) if len(rows) else []
+    log.info("scored %d samples in %.1f s (%.1f img/s, ray engine, %d actors, %d worker processes)", n, wall,
+             n / max(wall, 1e-9), opts.actors, len(workers))
+    if opts.profile is not None:
+        devices = sorted({w.rsplit(":", 1)[-1] for w in workers})
+        opts.profile.update({"engine": "ray", "actors": int(opts.actors), "workers": workers, "devices": devices,
+                             "blocks": n_blocks, "total_s": wall, "samples": n,
+                             "rows_per_s": n / max(wall, 1e-9), "stage_s": stage_s, "rows_by_worker": {
+                                 w: int(c) for w, c in rows["worker"].value_counts().items()}})
+
+
+
+def ray_options(rt) -> dict:
+    """The keyword options of :func:`score_manifest_ray` from ``runtime.ray`` (``conf/runtime/ray.yaml``)."""
+    r = rt.get("ray") or {}
+    return {"actors": int(r.get("actors", 1)), "actor_cpus": float(r.get("actor_cpus", 1.0)),
+            "actor_gpus": float(r.get("actor_gpus", 0.0)), "decode_cpus": float(r.get("decode_cpus", 0.25)),
+            "threads": int(r.get("threads", rt.get("threads", 1))), "address": r.get("address")}
