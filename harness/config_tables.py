@@ -175,7 +175,9 @@ def unknown_key(prefix: str, key: str, valid, what: str) -> ConfigError:
 
 
 def check_table(prefix: str, node: Mapping, table: Mapping[str, Check], what: str) -> None:
-    """Every key of ``node`` declared in ``table`` and passing its check."""
+    """Every key of ``node`` (a mapping) declared in ``table`` and passing its check."""
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{prefix} must be a mapping ({', '.join(table)}), got {node!r}")
     for key, v in node.items():
         if key not in table:
             raise unknown_key(prefix, str(key), table, what)
@@ -187,7 +189,6 @@ def declared_keys(keys: Any) -> dict[str, Check]:
     if isinstance(keys, Mapping):
         return {str(k): (v if callable(v) else anything) for k, v in keys.items()}
     return {str(k): anything for k in (keys or ())}
-
 
 
 _did_you_mean, _unknown, _check_table = did_you_mean, unknown_key, check_table  # old names
@@ -275,15 +276,8 @@ MODEL: dict[str, Check] = {
 
 RAY: dict[str, Check] = {  # runtime.ray (conf/runtime/ray.yaml, harness.scoring.ray_engine)
     "address": text(null=True), "actors": integer(1), "actor_cpus": number(0, open_lo=True),
-    "actor_gpus": number(0), "decode_cpus": number(0, open_lo=True), "threads": integer(1),
-}
-
-
-def _ray(key: str, v: Any) -> None:
-    if not isinstance(v, Mapping):
-        raise ConfigError(f"{key} must be a mapping ({', '.join(RAY)}), got {v!r}")
-    check_table(key, v, RAY, "runtime.ray")
-
+    "actor_gpus": number(0), "decode_cpus": number(0, open_lo=True), "threads": integer(1)}
+_ray = lambda key, v: check_table(key, v, RAY, "runtime.ray")  # noqa: E731
 
 RUNTIME: dict[str, Check] = {
     "engine": choice("batched", "simple", "ray"),

@@ -72,6 +72,24 @@ def parse_spec(spec: str, default_partition: str) -> tuple[Path, str]:
 UNIT_TABLES = {"frame": ("trials", "probes"), "presentation": ("presentation_trials", "presentations")}
 
 
+def check_unit_tables(run_dir: Path, manifest: dict, unit: str) -> None:
+    """``unit=presentation`` needs the run's presentation tables; a run without them is refused in one line saying
+    why: they are built after the thresholds (a run that stopped after scoring has none), and they cannot be rebuilt
+    from the run directory, since a presentation's match score compares its pooled face template (the mean of its
+    frames' embeddings, :mod:`harness.presentations`), and a run directory keeps no embeddings."""
+    if unit != "presentation":
+        return
+    files = manifest.get("files") or {}
+    missing = [rundir.TABLES[t][0] for t in UNIT_TABLES[unit] if rundir.TABLES[t][0] not in files]
+    if not missing:
+        return
+    why = ("the run stopped after scoring, before the presentations are built (no summary.json)"
+           if rundir.SUMMARY_FILE not in files else "the run built none (imported scores, or no presentation grouping)")
+    raise TransferInputError(f"{run_dir}: unit=presentation needs {' and '.join(missing)}, and {why}; they cannot be "
+                             "rebuilt from the run directory (a presentation's match score needs its frames' face "
+                             "embeddings, which a run directory does not keep): use unit=frame, or rerun it to the end")
+
+
 def load_run(run_dir: Path | str, label: str | None = None, *, finished: bool = False,
              unit: str = "frame") -> ScoredRun:
     """Read a run directory through :mod:`harness.rundir` (format version and sha256s checked). ``finished``:
@@ -87,6 +105,7 @@ def load_run(run_dir: Path | str, label: str | None = None, *, finished: bool = 
         if manifest is None:
             raise TransferInputError(f"{run_dir}: no {rundir.MANIFEST_FILE} (not a run directory of format "
                                      f"{rundir.FORMAT_VERSION}: rerun it with this harness)")
+        check_unit_tables(run_dir, manifest, unit)
         trials = rundir.read_table(run_dir, UNIT_TABLES[unit][0], manifest)
         probes = rundir.read_table(run_dir, UNIT_TABLES[unit][1], manifest)
         config = rundir.read_config(run_dir, manifest) or {}

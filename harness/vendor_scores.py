@@ -3,13 +3,14 @@ block of a ``dataset=scores`` run (:mod:`harness.data.score_files` reads the fil
 
 The experiment calls :func:`vendor_scoring` instead of building and running the detector, embedder and PAD model;
 what it returns has the shapes the models' path produces (a :class:`harness.scoring.table.ScoreTable` with every
-sample ``scored``, a :class:`harness.protocols.trials.Trials` with the same columns and counts), so thresholds,
+sample ``scored``, or ``fta`` where the score file reports a failure to acquire, a :class:`harness.protocols.trials.Trials` with the same columns and counts), so thresholds,
 metrics, verdicts, the report, the export and MLflow run unchanged.
 
 Partitions: a row's ``partition`` column (``dev`` / ``eval``) when the file gives one; else the protocol's rule over
 the people in the files, exactly as :func:`harness.protocols.trials.build_trials` applies it (``partition:
 subjects``: the seeded subject split with ``dev_fraction`` / ``seed``; ``split``: the ``split`` column). A comparison
-belongs to its probe person's partition; PAD metrics use the samples with a PAD score (``has_pad``).
+belongs to its probe person's partition; the probes (PAD metrics, FTA rates) are the samples with a PAD row
+(``has_pad``), scored or failed to acquire; a comparison row of a failure to acquire is not a comparison.
 
 The vendor's identity (export ``models.<role>.vendor``): ``name`` (default: the first file's stem), ``version``,
 ``sdk_build`` (the build string the committee approved, or null) and the sha256 of every score file; ``identity`` is
@@ -79,14 +80,18 @@ def partition_of(subjects: pd.Series, samples: pd.DataFrame, given: pd.Series, p
 
 
 def _table(manifest: pd.DataFrame) -> ScoreTable:
+    """The score table: each sample ``scored`` or ``fta`` (with its reason) as its rows say; no detection (NaN),
+    ``faces`` 0, as for a sample in which the harness's own detector found no face."""
     n = len(manifest)
-    status = np.array(["scored"] * n, dtype=object)
+    status = manifest["imported_status"].astype(str).to_numpy(dtype=object)
+    reason = manifest["imported_reason"].fillna("").astype(str).to_numpy(dtype=object)
     det = np.full((n, ROW_WIDTH), np.nan)
     stats = {f"{stage}_{k}": 0 for stage in ("detect", "embed", "pad") for k in ("computed", "cached")}
-    stats["imported_pad_scores"] = int(manifest["has_pad"].sum())
-    return finish_table(manifest.drop(columns=["imported_pad_score"]), status, np.array([""] * n, dtype=object), det,
-                        manifest["imported_pad_score"].to_numpy(dtype=float), np.zeros((n, 0), dtype=np.float32),
-                        stats)
+    stats["imported_pad_scores"] = int((manifest["has_pad"] & (status == "scored")).sum())
+    stats["imported_fta_samples"] = int((status == "fta").sum())
+    return finish_table(manifest.drop(columns=["imported_pad_score", "imported_status", "imported_reason"]), status,
+                        reason, det, manifest["imported_pad_score"].to_numpy(dtype=float),
+                        np.zeros((n, 0), dtype=np.float32), stats)
 
 
 def _people(samples: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:
@@ -96,8 +101,11 @@ def _people(samples: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([samples[["subject", "split"]], refs], ignore_index=True).dropna()
 
 
-def _trials(samples: pd.DataFrame, comps: pd.DataFrame, protocol: dict) -> Trials:
-    people = _people(samples, comps)
+def _trials(samples: pd.DataFrame, all_comps: pd.DataFrame, protocol: dict) -> Trials:
+    """The trials of the scored comparisons; the people (hence the seeded partition) and the enrolled references
+    are those of every comparison row, failed to acquire or not (a failure to acquire yields no comparison)."""
+    people = _people(samples, all_comps)
+    comps = all_comps[all_comps["status"].astype(str) != "fta"].reset_index(drop=True)
     probes = samples[samples["has_pad"]].copy()
     probes["partition"] = partition_of(probes["subject"], people, probes["partition"], protocol)
     n_out = int(probes["partition"].isna().sum())
@@ -115,12 +123,14 @@ def _trials(samples: pd.DataFrame, comps: pd.DataFrame, protocol: dict) -> Trial
     parts = {p: sorted({str(s) for s in pd.concat([probes.loc[probes["partition"] == p, "subject"],
                                                    trials.loc[trials["partition"] == p, "probe_subject"]])})
              for p in ("dev", "eval")}
-    counts = {"subjects": int(people["subject"].nunique()), "enrolled_subjects": int(comps["ref_subject"].nunique()),
+    counts = {"subjects": int(people["subject"].nunique()),
+              "enrolled_subjects": int(all_comps["ref_subject"].nunique()),
               "failure_to_enrol_subjects": 0, "enrolment_samples": 0, "probe_samples": int(len(probes)),
               "samples_neither_enrol_nor_probe": 0, "probe_samples_outside_partitions": n_out,
               "impostor_pairs_not_sampled": 0, "attack_probes_without_enrolment": 0,
-              "imported_comparisons": int(len(comps)), "comparisons_outside_partitions": int(len(comps) - len(trials))}
-    if not len(comps):  # PAD scores only: no comparison, nobody enrolled (verification is not measured)
+              "imported_comparisons": int(len(all_comps)), "comparisons_outside_partitions": int(len(comps) - len(trials)),
+              "imported_fta_comparison_rows": int(len(all_comps) - len(comps))}
+    if not len(all_comps):  # PAD scores only: no comparison, nobody enrolled (verification is not measured)
         counts["enrolled_subjects"] = 0
     for p in ("dev", "eval"):
         counts[f"{p}_subjects"] = parts[p]

@@ -26,7 +26,19 @@ sample (``ref_subject`` empty) or a comparison score of one probe sample against
 ``partition``      optional: ``dev`` | ``eval`` (else the protocol partitions the people: seeded subject split,
                    or ``split`` with ``protocol.partition=split``)
 ``split``          optional: the database split (default ``dataset.default_split``)
+``status``         optional: ``scored`` (default; also empty) | ``fta``: the vendor's SDK acquired no sample
+                   (no face found, capture failed): a failure to acquire, with an empty ``score``
+``reason``         optional: why (e.g. ``no face found``); kept as the sample's reason in the score table
 =================  ======================================================================================
+
+**Failures to acquire** (ISO/IEC 19795-1: a failure to acquire is an attempt for which the system could not
+capture or extract a usable sample; ISO/IEC 30107-3 counts such presentations as non-responses of the PAD
+subsystem). A row with ``status`` = ``fta`` has an empty ``score``; its sample ends with status ``fta`` in the score
+table, exactly as a sample in which the harness's own detector found no face: it is counted in the accounting
+(``fta``), it is a probe in the FTA-inclusive rates (the verification FTA rate, the system FRR / FAR / IAPAR, the
+PAD non-response rates) and it yields no comparison. Every row of one ``id`` (its PAD row and its comparison rows)
+must agree on the status. An empty ``score`` without ``status`` = ``fta`` is refused (one line naming the file,
+row and column), as is a score on an ``fta`` row. bob score files have no such convention: every line is scored.
 
 A comparison row is ``genuine`` (bona fide, ``subject == ref_subject``), ``impostor`` (bona fide, different people)
 or ``attack`` (label ``attack``: the attack presented against ``ref_subject``'s enrolment).
@@ -63,12 +75,17 @@ from harness.data.sample import LABELS, SPECIES, ManifestError, validate_manifes
 FORMATS = ("auto", "csv", "bob4", "bob5")
 BOB_KINDS = ("auto", "verification", "pad")
 CSV_REQUIRED = ("id", "subject", "ref_subject", "label", "species", "presentation", "score")
-CSV_OPTIONAL = ("frame", "timestamp", "partition", "split")
+CSV_OPTIONAL = ("frame", "timestamp", "partition", "split", "status", "reason")
+#: a row's ``status``: scored, or a failure to acquire (empty score)
+ROW_STATUSES = ("scored", "fta")
+#: the reason of an ``fta`` row that names none
+FTA_REASON = "failure to acquire reported in the score file (no reason given)"
 #: bob.pad.base's ``real_id`` of an attack presentation
 BOB_ATTACK = "attack"
 #: the manifest attribute holding the imported comparisons, files and vendor (:func:`imported`)
 ATTR = "score_import"
-TRIAL_COLUMNS = ("probe_id", "probe_subject", "ref_subject", "label", "species", "match_score", "partition", "row")
+TRIAL_COLUMNS = ("probe_id", "probe_subject", "ref_subject", "label", "species", "match_score", "partition", "row",
+                 "status")
 
 
 class ScoreFileError(ManifestError):
@@ -115,6 +132,24 @@ def species_of(label: str, species: str, path: Path, row: int, col: str = "speci
     return species
 
 
+def _status_score(rec: dict, path: Path, row: int) -> tuple[str, float, str]:
+    """(status, score, reason) of a CSV row: ``fta`` rows have an empty score (NaN), ``scored`` ones a number."""
+    status = str(rec.get("status") or "").strip() or "scored"
+    if status not in ROW_STATUSES:
+        raise ScoreFileError(f"{_where(path, row, 'status')}: {status!r} is not 'scored', 'fta' or empty")
+    text = str(rec.get("score") or "").strip()
+    reason = str(rec.get("reason") or "").strip()
+    if status == "fta":
+        if text:
+            raise ScoreFileError(f"{_where(path, row, 'score')}: {text!r} on a row with status 'fta' (a failure to "
+                                 "acquire carries no score: leave it empty)")
+        return status, float("nan"), reason or FTA_REASON
+    if not text:
+        raise ScoreFileError(f"{_where(path, row, 'score')}: empty (a row without a score must have status 'fta', "
+                             "a failure to acquire)")
+    return status, parse_score(text, path, row), reason
+
+
 def _csv_row(rec: dict, path: Path, row: int, default_split: str) -> tuple[str, dict]:
     """One CSV row as ``("pad" | "trial", fields)``."""
     for col in ("id", "subject"):
@@ -132,8 +167,9 @@ def _csv_row(rec: dict, path: Path, row: int, default_split: str) -> tuple[str, 
         frame_no = int(frame) if frame else -1
     except ValueError:
         raise ScoreFileError(f"{_where(path, row, 'frame')}: {frame!r} is not a whole number") from None
+    status, score, reason = _status_score(rec, path, row)
     f = {"id": str(rec["id"]).strip(), "subject": str(rec["subject"]).strip(), "label": label, "species": species,
-         "score": parse_score(str(rec["score"]), path, row), "partition": part, "row": f"{path}:{row}",
+         "score": score, "status": status, "reason": reason, "partition": part, "row": f"{path}:{row}",
          "presentation": str(rec.get("presentation") or "").strip(), "frame": frame_no,
          "timestamp": str(rec.get("timestamp") or "").strip(),
          "split": str(rec.get("split") or "").strip() or default_split}
@@ -210,7 +246,8 @@ def read_bob(path: Path, fmt: str = "auto", kind: str = "auto", species: dict | 
         sp = species_of("attack", species.get(label_, attack_species), path, row, "real_id") if attack else "none"
         f = {"id": label_, "subject": claimed if attack or kind == "pad" else real,
              "label": "attack" if attack else "bona_fide", "species": sp,
-             "score": parse_score(score, path, row), "partition": "", "row": f"{path}:{row}", "presentation": "",
+             "score": parse_score(score, path, row), "status": "scored", "reason": "", "partition": "",
+             "row": f"{path}:{row}", "presentation": "",
              "frame": -1, "timestamp": "", "split": default_split}
         key = label_ if kind == "pad" else (label_, claimed)
         if key in seen:
@@ -235,7 +272,8 @@ def read_score_file(path: Path, fmt: str = "auto", **bob) -> tuple[list[dict], l
 
 
 def _manifest(pads: list[dict], trials: list[dict]) -> pd.DataFrame:
-    """The sample rows: every PAD row, then every comparison probe without one (``has_pad`` False)."""
+    """The sample rows: every PAD row, then every comparison probe without one (``has_pad`` False); a sample's
+    ``imported_status`` / ``imported_reason`` are its rows' (:func:`check_status` made them agree)."""
     rows = [{**p, "has_pad": True} for p in pads]
     known = {p["id"] for p in pads}
     for t in trials:
@@ -247,7 +285,20 @@ def _manifest(pads: list[dict], trials: list[dict]) -> pd.DataFrame:
                          "subject": df["subject"], "label": df["label"], "species": df["species"],
                          "split": df["split"], "presentation": df["presentation"], "timestamp": df["timestamp"],
                          "partition": df["partition"], "imported_pad_score": df["score"].astype(float),
-                         "has_pad": df["has_pad"].astype(bool)})
+                         "has_pad": df["has_pad"].astype(bool), "imported_status": df["status"],
+                         "imported_reason": df["reason"]})
+
+
+def check_status(pads: list[dict], trials: list[dict]) -> None:
+    """Every row of one sample id (its PAD row, its comparison rows, in any file) has the same status; else one line
+    naming the first row that disagrees and the row it disagrees with."""
+    first: dict = {}
+    for r in [*pads, *trials]:
+        seen = first.setdefault(r["id"], r)
+        if seen["status"] != r["status"]:
+            file, row = r["row"].rsplit(":", 1)
+            raise ScoreFileError(f"{file}: row {row}, column 'status': {r['status']!r} but {seen['row']} of the same id "
+                                 f"{r['id']!r} is {seen['status']!r} (a sample either failed to acquire or was scored)")
 
 
 def _duplicates_across(paths: list[Path], per_file: list[tuple[list[dict], list[dict]]]) -> None:
@@ -278,6 +329,7 @@ def load_scores(files, format: str = "auto", bob_kind: str = "auto", species_map
     _duplicates_across(paths, per_file)
     pads = [r for p, _ in per_file for r in p]
     trials = [r for _, t in per_file for r in t]
+    check_status(pads, trials)
     if not pads and not trials:
         raise ScoreFileError(f"{paths[0]}: no score rows")
     manifest = validate_manifest(_manifest(pads, trials), source=", ".join(map(str, paths)))

@@ -149,3 +149,34 @@ def test_presentation_unit_counts_presentations(smoke_run, tmp_path):
     assert tr["unit"] == "presentation" and doc["unit"] == "presentation"
     assert (tr["pad"]["bpcer"]["k"], tr["pad"]["bpcer"]["n"]) == (int(np.sum(bona["pad_score"] < t_pad)), len(bona))
     assert tr["pad"]["apcer_max"]["n"] == len(att) > 0
+
+
+def _stopped_after_scoring(run_dir: Path, out: Path) -> Path:
+    """A copy of ``run_dir`` as a run that stopped after scoring leaves it: the scores, trials and probes tables and
+    the config, no summary and no presentation tables (they are written after the thresholds)."""
+    import json
+
+    shutil.copytree(run_dir, out)
+    doc = json.loads((out / "run_manifest.json").read_text())
+    for name in ("summary.json", "presentations.parquet", "presentations.csv", "presentation_trials.parquet"):
+        doc["files"].pop(name)
+        (out / name).unlink()
+    (out / "run_manifest.json").write_text(json.dumps(doc))
+    return out
+
+
+def test_presentation_unit_on_a_run_without_presentations_is_refused_in_one_line(smoke_run, tmp_path, capsys):
+    """unit=presentation on a run that stopped after scoring: one line saying why (no presentation tables, and
+    they cannot be rebuilt without the frames' embeddings); unit=frame on the same run still works (target)."""
+    run_dir = smoke_run[0]
+    stopped = _stopped_after_scoring(run_dir, tmp_path / "stopped")
+    args = [f"select={run_dir}:dev", f"eval={stopped}:eval", "tracking=none"]
+    assert main([*args, "unit=presentation", f"out={tmp_path / 'p'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(stopped) in err, err
+    assert "presentation_trials.parquet and presentations.parquet" in err and "stopped after scoring" in err
+    assert "embeddings" in err and "unit=frame" in err
+    doc = run_transfer([*args, f"out={tmp_path / 'f'}"])
+    probes = pd.read_parquet(stopped / "probes.parquet")
+    n_bona = int(((probes["partition"] == "eval") & (probes["label"] == "bona_fide") & (probes["status"] == "scored")).sum())
+    assert doc["unit"] == "frame" and doc["folds"][0]["targets"][0]["transferred"]["pad"]["bpcer"]["n"] == n_bona > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from harness.data.score_files import ScoreFileError, load_scores
@@ -10,6 +11,7 @@ HEADER = "id,subject,ref_subject,label,species,presentation,score\n"
 GOOD = ("a1,p1,,bona_fide,,,0.9\n"
         "a2,p1,,attack,print_photo,,0.1\n"
         "a1,p1,p1,bona_fide,,,-0.2\n")
+STATUS_HEADER = "id,subject,ref_subject,label,species,presentation,score,status,reason\n"
 
 CSV_CASES = {
     "missing column": ("id,subject,ref_subject,label,species,presentation\n" "a1,p1,,bona_fide,,\n", 1, "score"),
@@ -21,6 +23,12 @@ CSV_CASES = {
     "duplicate comparison": (HEADER + GOOD + "a1,p1,p1,bona_fide,,,-0.3\n", 5, "id"),
     "misspelt species": (HEADER + GOOD + "a3,p2,,attack,prnt_photo,,0.5\n", 5, "species"),
     "short row": (HEADER + GOOD + "a3,p2,,bona_fide\n", 5, "score"),
+    "empty score without status": (HEADER + GOOD + "a3,p2,,bona_fide,,,\n", 5, "score"),
+    "empty score, status scored": (STATUS_HEADER + "a1,p1,,bona_fide,,,,scored,\n", 2, "score"),
+    "score on an fta row": (STATUS_HEADER + "a1,p1,,bona_fide,,,0.4,fta,no face\n", 2, "score"),
+    "unknown status": (STATUS_HEADER + "a1,p1,,bona_fide,,,0.4,failed,\n", 2, "status"),
+    "fta PAD row, scored comparison": (STATUS_HEADER + "a1,p1,,bona_fide,,,,fta,no face\n"
+                                       "a1,p1,p1,bona_fide,,,0.7,,\n", 3, "status"),
     "bad partition": ("id,subject,ref_subject,label,species,presentation,score,partition\n"
                       "a1,p1,,bona_fide,,,0.9,test\n", 2, "partition"),
 }
@@ -75,3 +83,29 @@ def test_well_formed_files_read_as_documented(tmp_path):
     m = load_scores(str(bob), species_map=str(species))
     assert list(m["label"]) == ["bona_fide", "attack", "attack"]
     assert list(m["species"]) == ["none", "unknown", "screen_replay"] and list(m["subject"]) == ["p1", "p1", "p2"]
+
+
+def test_failures_to_acquire_read_as_documented(tmp_path):
+    """``status=fta`` rows (empty score): the sample is ``fta`` with its reason (default when none is given), its
+    comparison rows are kept as ``fta`` (not comparisons); other rows stay ``scored``."""
+    from harness.data.score_files import FTA_REASON, imported
+    from harness.vendor_scores import vendor_scoring
+
+    path = tmp_path / "vendor.csv"
+    path.write_text(STATUS_HEADER + "a1,p1,,bona_fide,,,0.9,scored,\n" "a2,p1,,attack,print_photo,,,fta,no face found\n"
+                    "a3,p2,,bona_fide,,,,fta,\n" "a1,p1,p2,bona_fide,,,-0.2,,\n" "a3,p2,p2,bona_fide,,,,fta,\n"
+                    "a4,p2,p2,bona_fide,,,0.8,,\n" "a5,p1,p1,bona_fide,,,,fta,capture failed\n")
+    m = load_scores(str(path))
+    assert list(m["imported_status"]) == ["scored", "fta", "fta", "scored", "fta"]
+    assert list(m["imported_reason"]) == ["", "no face found", FTA_REASON, "", "capture failed"]
+    assert list(m["has_pad"]) == [True, True, True, False, False]
+    assert list(imported(m)["trials"]["status"]) == ["scored", "fta", "scored", "fta"]
+    protocol = {"partition": "subjects", "dev_fraction": 0.5, "seed": 0}
+    table, tr, *_ = vendor_scoring(m, protocol)
+    assert table.counts() == {"scored": 2, "fta": 3, "rejected": 0, "total": 5}
+    s = table.samples.set_index("sample_id")
+    assert s.loc["a2", "reason"] == "no face found" and s.loc["a2", "faces"] == 0 and pd.isna(s.loc["a2", "pad_score"])
+    assert list(tr.trials["probe_id"]) == ["a1", "a4"]  # failures to acquire yield no comparison
+    assert sorted(tr.probes["sample_id"]) == ["a1", "a2", "a3"]  # the samples with a PAD row, failed or not
+    assert tr.counts["imported_comparisons"] == 4 and tr.counts["imported_fta_comparison_rows"] == 2
+    assert tr.counts["enrolled_subjects"] == 2 and table.stats["imported_fta_samples"] == 3

@@ -8,33 +8,15 @@ import json
 import pytest
 
 from harness.data.score_files import file_sha256
-from tests.vendor.writers import write_bob4, write_csv
+from tests.vendor.writers import numbers, run_scores, write_bob4, write_csv
 
 pytestmark = pytest.mark.slow
-
-#: the smoke experiment's protocol without its NUAA list (the score files replace the images and models)
-OVERRIDES = ["dataset=scores", "protocol=first_k", "tracking=none", "runtime.progress=false"]
-
-
-def _run_scores(tmp_path, files, *extra):
-    import harness
-
-    return harness.run([*OVERRIDES, f"dataset.files={files}", *extra], results_dir=tmp_path / "results")
-
-
-def _rates(block: dict, drop: tuple = ()) -> dict:
-    """The numbers of a metrics block (rates' k, n, value, interval; thresholds), without the words (and ``drop``)."""
-    if isinstance(block, dict):
-        return {k: _rates(v, drop) for k, v in block.items() if k not in ("method", "note", "notes", *drop)}
-    if isinstance(block, list):
-        return [_rates(v, drop) for v in block]
-    return block
 
 
 def _pad_pooled(pad: dict) -> dict:
     """The PAD numbers that do not name a species (pooled): BPCER, APCER_max and the threshold-free rates."""
     at = pad["at_operating_point"]
-    return _rates({"bpcer": at["bpcer"], "apcer_max": at["apcer_max"], "threshold": at["threshold"],
+    return numbers({"bpcer": at["bpcer"], "apcer_max": at["apcer_max"], "threshold": at["threshold"],
                    **{k: pad[k] for k in ("n_bona_fide", "n_attack", "n_subjects", "eer_non_iso", "bpcer20")}},
                   drop=("apcer_per_species", "apcer_max_species", "attack_per_species", "species", "not_measurable_because"))
 
@@ -44,7 +26,7 @@ def csv_run(smoke_run, tmp_path_factory):
     run_dir, _ = smoke_run
     tmp = tmp_path_factory.mktemp("vendor_csv")
     path = write_csv(run_dir, tmp / "acme_v4.csv")
-    return path, _run_scores(tmp, path, "dataset.vendor.name=acme", "dataset.vendor.version=4.2")
+    return path, run_scores(tmp, path, "dataset.vendor.name=acme", "dataset.vendor.version=4.2")
 
 
 def test_csv_gives_the_runs_metrics_and_thresholds(smoke_run, csv_run):
@@ -53,9 +35,9 @@ def test_csv_gives_the_runs_metrics_and_thresholds(smoke_run, csv_run):
     for key in ("t_match", "t_pad", "supported"):
         assert got["operating_point"][key] == ref["operating_point"][key]
     for part in ("dev", "eval"):
-        assert _rates(got["metrics"][part]["verif"]) == _rates(ref["metrics"][part]["verif"])
-        assert _rates(got["metrics"][part]["pad"]) == _rates(ref["metrics"][part]["pad"])  # per species too
-        assert _rates(got["metrics"][part]["system"]) == _rates(ref["metrics"][part]["system"])
+        assert numbers(got["metrics"][part]["verif"]) == numbers(ref["metrics"][part]["verif"])
+        assert numbers(got["metrics"][part]["pad"]) == numbers(ref["metrics"][part]["pad"])  # per species too
+        assert numbers(got["metrics"][part]["system"]) == numbers(ref["metrics"][part]["system"])
     assert got["models"]["pad"]["vendor"]["name"] == "acme" and "weights_sha256" not in got["models"]["pad"]
     assert got["accounting"]["scored"] == ref["accounting"]["probe_samples"]
 
@@ -63,11 +45,11 @@ def test_csv_gives_the_runs_metrics_and_thresholds(smoke_run, csv_run):
 def test_bob_four_column_files_give_the_runs_pooled_metrics(smoke_run, tmp_path):
     run_dir, ref = smoke_run
     ver, pad = write_bob4(run_dir, tmp_path / "scores-verification", tmp_path / "scores-pad")
-    got = _run_scores(tmp_path, f"[{ver},{pad}]")
+    got = run_scores(tmp_path, f"[{ver},{pad}]")
     assert (got["operating_point"]["t_match"], got["operating_point"]["t_pad"]) == \
         (ref["operating_point"]["t_match"], ref["operating_point"]["t_pad"])
     for part in ("dev", "eval"):
-        assert _rates(got["metrics"][part]["verif"]) == _rates(ref["metrics"][part]["verif"])
+        assert numbers(got["metrics"][part]["verif"]) == numbers(ref["metrics"][part]["verif"])
         assert _pad_pooled(got["metrics"][part]["pad"]) == _pad_pooled(ref["metrics"][part]["pad"])
         # bob files carry no species: every attack is one pooled species, 'unknown'
         assert set(got["metrics"][part]["pad"]["at_operating_point"]["apcer_per_species"]) == {"unknown"}
@@ -78,7 +60,7 @@ def test_unknown_species_is_reported_as_its_own_species(smoke_run, tmp_path):
     probes = __import__("harness.rundir", fromlist=["read_table"]).read_table(run_dir, "probes")
     attacks = probes[probes["label"] == "attack"].sort_values("sample_id")
     unknown = {sid: "" for sid in attacks.groupby("subject")["sample_id"].first()}  # one attack per person: unknown
-    got = _run_scores(tmp_path, write_csv(run_dir, tmp_path / "partly_unknown.csv", species=unknown))
+    got = run_scores(tmp_path, write_csv(run_dir, tmp_path / "partly_unknown.csv", species=unknown))
     for part in ("dev", "eval"):
         per = got["metrics"][part]["pad"]["at_operating_point"]["apcer_per_species"]
         n_unknown = sum(1 for sid in unknown if (probes.set_index("sample_id").loc[sid, "partition"] == part))
