@@ -223,6 +223,9 @@ def check_config(cfg: DictConfig | Mapping) -> dict:
             if not data["tracking"].get(key):
                 raise ConfigError(f"tracking.{key} must be set when tracking.enabled is true (or use tracking=none)")
     check_table("runtime", data["runtime"], RUNTIME, "runtime")
+    if data["runtime"].get("devices") is not None and data["runtime"].get("engine") != "ray":
+        raise ConfigError(f"runtime.devices={data['runtime']['devices']} runs one Ray actor per GPU: use runtime=ray "
+                          "runtime.device=cuda (pip install -e '.[ray]')")
     check_table("report", data["report"], REPORT, "report")
     check_table("presentation", data["presentation"], PRESENTATION, "presentation")
     check_table("flow", data["flow"], FLOW, "flow")

@@ -276,12 +276,14 @@ MODEL: dict[str, Check] = {
 
 RAY: dict[str, Check] = {  # runtime.ray (conf/runtime/ray.yaml, harness.scoring.ray_engine)
     "address": text(null=True), "actors": integer(1), "actor_cpus": number(0, open_lo=True),
-    "actor_gpus": number(0), "decode_cpus": number(0, open_lo=True), "threads": integer(1)}
+    "actor_gpus": number(0), "decode_cpus": number(0, open_lo=True), "threads": integer(1),
+    "max_in_flight": integer(1, null=True), "wait_for_actors_s": number(0, open_lo=True, null=True)}
 _ray = lambda key, v: check_table(key, v, RAY, "runtime.ray")  # noqa: E731
 
 RUNTIME: dict[str, Check] = {
     "engine": choice("batched", "simple", "ray"),
     "ray": _ray,
+    "devices": scalars(null=True),  # runtime=ray: one actor per listed GPU (checked by harness.scoring.ray_engine)
     "device": _device,
     "batch_size": integer(1),
     "detect_batch_size": integer(1),

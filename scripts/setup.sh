@@ -12,6 +12,7 @@ fi
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 # an old build/ (pip wheel, python -m build) is never imported; drop it so no stale copy lingers
 rm -rf build
-# the ray extra: runtime=ray and its tests (tests/scoring/test_ray_engine.py)
+# the ray extra: runtime=ray and its tests (tests/scoring/test_ray_engine.py); the test extra includes
+# hydra-submitit-launcher (conf/hydra/launcher/slurm*.yaml, tests/test_submitit_local.py)
 .venv/bin/python -m pip install -q -e '.[test,ray]'
 echo "setup done: $(.venv/bin/python -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__)')"

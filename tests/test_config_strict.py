@@ -21,6 +21,8 @@ from harness.config_schema import (GROUPS, ConfigError, RunRequirementError, che
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 #: the group options whose config leaves a required value unset (???), and what a user sets for it
+#: presets whose dataset needs a path the user gives (dataset=scores: the score files)
+EXPERIMENT_REQUIRED = {"vendor_scores": ["dataset.files=/data/vendor/scores.csv"]}
 REQUIRED = {("dataset", "csv"): ["dataset.csv=/data/kyc/manifest.csv"], ("dataset", "folder"): ["dataset.root=/data/in_house"],
             ("dataset", "scores"): ["dataset.files=/data/vendor/scores.csv"]}
 RESULT_FILES = ("scores.csv", "trials.csv", "summary.json", "operating_point.json", "report.html")
@@ -47,7 +49,7 @@ def test_every_group_option_composes_and_validates(group, option):
 
 @pytest.mark.parametrize("exp", _options("experiment"))
 def test_every_experiment_preset_composes_and_validates(exp):
-    check_config(_compose(f"experiment={exp}"))
+    check_config(_compose(f"experiment={exp}", *EXPERIMENT_REQUIRED.get(exp, [])))
 
 
 @pytest.mark.parametrize("preset", _options("standards"))
@@ -294,3 +296,11 @@ def test_a_required_key_declared_as_missing_can_be_set_on_the_command_line():
     from harness.paths import REPO_ROOT
 
     check_overrides(["dataset=csv", "dataset.csv=/data/kyc/manifest.csv"], str(REPO_ROOT / "conf"))  # no error
+
+
+def test_devices_need_the_ray_engine_and_ray_keys_are_checked():
+    with pytest.raises(ConfigError, match=r"runtime.devices=\[0, 1\] runs one Ray actor per GPU: use runtime=ray"):
+        check_config(_compose("runtime.devices=[0,1]"))
+    check_config(_compose("runtime=ray", "runtime.devices=[0,1]", "runtime.device=cuda"))
+    with pytest.raises(ConfigError, match="unknown config key 'runtime.ray.actorz'"):
+        check_config(_compose("runtime=ray", "+runtime.ray.actorz=2"))

@@ -18,6 +18,7 @@ reference engine; the numbers agree within the tolerances ``tests/scoring`` stat
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from harness.faces.decode import DecodeError, decode_sample, read_bytes, reject_code
 from harness.faces.mtcnn_batched import batched_nms_per_image, detections_from, mtcnn_detect, triton_nms_kernel
 from harness.scoring.backoff import BackOff
+from harness.scoring.blocks import BlockWriter
 from harness.scoring.detection import detect_stage
 from harness.scoring.loader import ChunkSource, collate_identity, gpu_decode
 from harness.scoring.stages import Forward, embed_stage, pad_stage
@@ -98,10 +100,14 @@ def run_batched(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreSto
     opts.check()
     run = BatchedRun(manifest, detector, embedder, pad, store, opts)
     bar = tqdm(total=len(manifest), desc="scoring (batched)", unit="img", disable=not opts.progress, smoothing=0.1)
+    blocks = BlockWriter(store, run.ledger, manifest, opts.chunk_size, "batched", f"local:{os.getpid()}:{run.dev}")
     for loaded in run.chunks():
+        blocks.start()
         run.score(loaded)
+        blocks.finish(loaded)
         bar.update(len(loaded["idx"]))
     bar.close()
+    blocks.check()  # every manifest row exactly once: scored, failed to acquire or rejected
     table = run.ledger.table(pad)
     run.finish(time.perf_counter() - t_start)
     return table

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from harness.faces.detect import PROB
+from harness.scoring.store import cache_key
 from harness.scoring.table import STATUSES, Ledger, manifest_rejections
 
 COLUMNS = ("row", "path", "frame", "sha256", "status", "code", "reason", "note", "det", "emb", "pad_score",
@@ -60,6 +61,14 @@ def block_rows(led: Ledger, idx: list[int], hashes: dict[int, str], engine: str,
         "height": np.asarray([s[0] for s in sizes], dtype=np.int64),
         "width": np.asarray([s[1] for s in sizes], dtype=np.int64),
         "engine": [engine] * len(idx), "worker": [worker] * len(idx), "computed": [i in computed for i in idx]})
+
+
+def computed_rows(led: Ledger, hashes: dict[int, str], new_keys) -> set[int]:
+    """The rows of ``hashes`` with a value among ``new_keys`` (the score-store keys a worker just put: a model
+    output it computed); the other rows' values came from the store (or the row has none)."""
+    det_id, emb_id, pad_id = led.stage_ids
+    stages = ((det_id,), (det_id, emb_id), (det_id, pad_id))
+    return {i for i, h in hashes.items() if any(cache_key(h, led.frames[i], *s) in new_keys for s in stages)}
 
 
 def fill_ledger(led: Ledger, rows: pd.DataFrame) -> None:
@@ -153,3 +162,36 @@ class BlockStore:
                 raise ValueError(f"{path}: block {b} holds {len(df)} rows, its index says {n}")
             frames.append(df.assign(file=str(path)))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "file"])
+
+
+class BlockWriter:
+    """The local engine's side of the block store (a no-op without a store file): after each chunk is scored,
+    its rows with their provenance (``engine``, ``worker``, computed or reused) as one immutable block file, the
+    chunk number being the block number (the Ray engine's blocks are the same chunks); :meth:`check` before any
+    metric: every manifest row exactly once (:func:`check_complete`)."""
+
+    def __init__(self, store, ledger: Ledger, manifest: pd.DataFrame, chunk_size: int, engine: str, worker: str):
+        self.store, self.ledger, self.manifest, self.chunk_size = store, ledger, manifest, int(chunk_size)
+        self.engine, self.worker = engine, worker
+        self.blocks = BlockStore(store) if getattr(store, "path", None) is not None else None
+        self.key = block_set_key(manifest, ledger.stage_ids, self.chunk_size) if self.blocks else None
+
+    def start(self) -> None:
+        """Before a chunk: record the keys the store is given (the values computed, not reused)."""
+        if self.blocks:
+            self.store.recorded = set()
+
+    def finish(self, loaded: dict) -> None:
+        """After a chunk (``loaded``: the loader's chunk, its ``idx`` and ``hash``): write its block."""
+        if not self.blocks:
+            return
+        idx, hashes = loaded["idx"], loaded["hash"]
+        done = computed_rows(self.ledger, hashes, self.store.recorded or set())
+        self.store.recorded = None
+        self.blocks.write(self.key, int(idx[0]) // self.chunk_size,
+                          block_rows(self.ledger, idx, hashes, self.engine, self.worker, done))
+
+    def check(self) -> None:
+        """Every manifest row exactly once in the set's blocks (ValueError in one line otherwise)."""
+        if self.blocks:
+            check_complete(self.blocks.read(self.key), self.manifest, where=str(self.blocks.root / self.key))

@@ -36,15 +36,23 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.scoring.batched import BatchedOptions, BatchedRun
-from harness.scoring.blocks import COLUMNS, BlockStore, block_rows, block_set_key, check_complete, fill_ledger
+from harness.scoring.blocks import (
+    COLUMNS,
+    BlockStore,
+    block_rows,
+    block_set_key,
+    check_complete,
+    computed_rows,
+    fill_ledger,
+)
 from harness.scoring.loader import ChunkSource
-from harness.scoring.store import ScoreStore, StoreReader, cache_key
+from harness.scoring.store import ScoreStore, StoreReader
 from harness.scoring.table import Ledger, ScoreTable, stage_ids
 
 log = logging.getLogger("harness.scoring")
 
-__all__ = ["BlockScorer", "RayOptions", "StopAfter", "decode_block", "ensure_ray", "ray_options", "run_ray",
-           "score_manifest_ray"]
+__all__ = ["BlockScorer", "RayOptions", "StopAfter", "check_devices", "decode_block", "device_options", "ensure_ray",
+           "ray_options", "run_ray", "score_manifest_ray", "visible_devices"]
 
 
 class StopAfter(RuntimeError):
@@ -65,6 +73,9 @@ class RayOptions:
     decode_cpus: float = 0.25
     threads: int = 1
     address: str | None = None
+    devices: list[int] | None = None  # this machine's GPUs (torch's indices): one actor on each, local Ray only
+    max_in_flight: int | None = None  # blocks queued on one actor at a time (Ray's default: None)
+    wait_for_actors_s: float | None = None  # > 0: no block is dispatched before every actor is up (else Ray's)
     detect_batch_size: int | None = None
     device: str | None = None
     gpu_decode: bool | None = None
@@ -81,29 +92,70 @@ def score_manifest_ray(manifest: pd.DataFrame, detector, embedder, pad, cache: S
 
     Keyword ``options`` (:class:`RayOptions`): ``actors`` (pool size), ``actor_cpus`` / ``actor_gpus`` (Ray
     resources per actor), ``decode_cpus`` (per decode task), ``threads`` (torch threads per actor), ``address``
-    (cluster; default ``$RAY_ADDRESS`` or a local one), ``model_factory`` (a picklable callable returning the three
-    models, called once per actor, e.g. ``functools.partial(harness.experiment.build_models, cfg, "cuda")``; default:
-    the driver's models, serialised once into the object store), ``detect_batch_size``, ``device``, ``gpu_decode``,
-    ``max_pixels`` as in the batched engine, ``profile`` (a dict filled with engine, workers, devices, blocks,
-    seconds, rows per second). ``batch_size``, ``chunk_size`` (= block size), ``amp``, ``progress`` as there."""
+    (cluster; default ``$RAY_ADDRESS`` or a local one), ``devices`` (GPUs of this machine, e.g. ``[0, 1]``: a
+    local Ray instance that sees only those, one actor per GPU, ``actor_gpus=1``; :func:`device_options`),
+    ``max_in_flight`` (Ray Data's ``max_tasks_in_flight_per_actor``; 1 hands a waiting block to an idle actor
+    rather than queue it behind a busy one), ``wait_for_actors_s`` (Ray Data's ``wait_for_min_actors_s``: start
+    every actor, models loaded, before the first block; fail after that many seconds when the cluster lacks the
+    resources), ``model_factory`` (a picklable callable returning the three models, called once per actor, e.g.
+    ``functools.partial(harness.experiment.build_models, cfg, "cuda")``; default: the driver's models, serialised
+    once into the object store), ``detect_batch_size``, ``device``, ``gpu_decode``, ``max_pixels`` as in the
+    batched engine, ``profile`` (a dict filled with engine, workers, devices, blocks, seconds, rows per second).
+    ``batch_size``, ``chunk_size`` (= block size), ``amp``, ``progress`` as there."""
     opts = RayOptions(batch_size=batch_size, chunk_size=chunk_size, amp=amp, progress=progress, **options)
     return run_ray(manifest, detector, embedder, pad, cache, opts)
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, devices: list[int] | None = None) -> None:
     """``ray.init`` once per process: connect to ``address`` or ``$RAY_ADDRESS`` when set, else start a local
-    cluster (``num_cpus``: default all cores). Ray Data's own progress bars are turned off (the engine shows one)."""
+    cluster (``num_cpus``: default all cores; ``devices``: the only GPUs it sees, :func:`visible_devices`). Ray
+    Data's own progress bars are turned off (the engine shows one)."""
     import ray
 
+    addr = address or os.environ.get("RAY_ADDRESS") or None
+    if devices and (addr or ray.is_initialized()):
+        raise ValueError("runtime.devices picks GPUs of this machine for a Ray instance the run starts itself; "
+                         "on a running Ray cluster (ray.address, $RAY_ADDRESS) set ray.actors and ray.actor_gpus")
     if not ray.is_initialized():
-        addr = address or os.environ.get("RAY_ADDRESS") or None
         if addr:
             ray.init(address=addr, log_to_driver=False)
+        elif devices:  # Ray's local raylet takes its GPU ids from CUDA_VISIBLE_DEVICES when it starts
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices(devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            ray.init(num_cpus=num_cpus, num_gpus=len(devices), include_dashboard=False, log_to_driver=False)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+
+
+def check_devices(devices, available: int) -> list[int]:
+    """``runtime.devices`` as a list of distinct GPU indices below ``available`` (``torch.cuda.device_count()``),
+    or ValueError naming the problem in one line."""
+    devs = [int(d) for d in devices]
+    if not devs or len(set(devs)) != len(devs) or min(devs) < 0:
+        raise ValueError(f"runtime.devices must list distinct GPU indices (>= 0), got {list(devices)}")
+    if max(devs) >= available:
+        raise ValueError(f"runtime.devices={devs}: this machine has {available} CUDA device(s) (indices "
+                         f"0..{available - 1})" if available else f"runtime.devices={devs}: no CUDA device here")
+    return devs
+
+
+def visible_devices(devices: list[int], current: str | None) -> str:
+    """``CUDA_VISIBLE_DEVICES`` for the local Ray instance: ``devices`` are torch's indices, i.e. positions in an
+    already set ``current`` mask (``"2,3"`` and ``[1]`` -> ``"3"``), else physical indices."""
+    if current is None or not current.strip():
+        return ",".join(str(d) for d in devices)
+    visible = [v.strip() for v in current.split(",") if v.strip()]
+    return ",".join(visible[d] for d in devices)
+
+
+def device_options(devices, available: int) -> dict:
+    """The pool for ``runtime.devices`` (with ``runtime.device=cuda``): one actor per listed GPU, ``actor_gpus=1``;
+    Ray sets each actor's ``CUDA_VISIBLE_DEVICES`` to its own GPU
+    (https://docs.ray.io/en/latest/ray-core/scheduling/accelerators.html)."""
+    devs = check_devices(devices, available)
+    return {"devices": devs, "actors": len(devs), "actor_gpus": 1.0}
 
 
 def batched_options(opts: RayOptions) -> BatchedOptions:
@@ -149,7 +201,8 @@ class BlockScorer:
         if self.run.ledger.stage_ids != tuple(ids):
             raise RuntimeError(f"ray actor: stage ids {self.run.ledger.stage_ids} differ from the driver's {ids}")
         ctx = ray.get_runtime_context()
-        self.worker = f"ray:{ctx.get_node_id()[:8]}:{os.getpid()}:{self.run.dev}"
+        gpus = "+".join(str(g) for g in ray.get_gpu_ids())  # the node's GPU ids given to this actor
+        self.worker = f"ray:{ctx.get_node_id()[:8]}:{os.getpid()}:{self.run.dev}" + (f"/gpu{gpus}" if gpus else "")
         self.hook, self.done = dict(opts.test_hook or {}), 0
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -160,19 +213,13 @@ class BlockScorer:
         prof = self.run.opts.profile
         before = dict(prof)
         self.run.score(loaded)
-        rows = block_rows(led, loaded["idx"], loaded["hash"], "ray", self.worker, self._computed(loaded["hash"]))
+        done = computed_rows(led, loaded["hash"], self.store.new)
+        rows = block_rows(led, loaded["idx"], loaded["hash"], "ray", self.worker, done)
         self.done += 1
         self._hook_exit()
         stage_s = {k: v - before.get(k, 0.0) for k, v in prof.items() if k.endswith("_s")}
         out = {"rows": rows, "new": self.store.new, "stats": dict(led.stats), "stage_s": stage_s}
         return pd.DataFrame({"block": [b], "payload": [pickle.dumps(out, protocol=5)]})
-
-    def _computed(self, hashes: dict[int, str]) -> set[int]:
-        """Rows with a value among this call's new store entries (the rest came from the store)."""
-        det_id, emb_id, pad_id = self.run.ledger.stage_ids
-        frames, new = self.run.ledger.frames, self.store.new
-        return {i for i, h in hashes.items() if any(cache_key(h, frames[i], *s) in new for s in
-                                                    ((det_id,), (det_id, emb_id), (det_id, pad_id)))}
 
     def _hook_mark(self, b: int) -> None:  # test-only: record that this process started block b
         if self.hook.get("dir"):
@@ -192,12 +239,15 @@ class BlockScorer:
 
 def _dataset(blocks: list[int], source: ChunkSource, models, manifest, ids, store_path, opts: RayOptions):
     import ray
+    from ray.data.context import DEFAULT_WAIT_FOR_MIN_ACTORS_S
 
+    wait = opts.wait_for_actors_s  # set before the dataset is made (it copies the context); Ray's default otherwise
+    ray.data.DataContext.get_current().wait_for_min_actors_s = DEFAULT_WAIT_FOR_MIN_ACTORS_S if wait is None else wait
     ds = ray.data.from_items([{"block": b} for b in blocks], override_num_blocks=max(1, len(blocks)))
     ds = ds.map_batches(decode_block, batch_size=1, batch_format="pandas", fn_kwargs={"source": source},
                         num_cpus=opts.decode_cpus)
-    return ds.map_batches(BlockScorer, batch_size=1, batch_format="pandas",
-                          compute=ray.data.ActorPoolStrategy(size=int(opts.actors)),
+    pool = ray.data.ActorPoolStrategy(size=int(opts.actors), max_tasks_in_flight_per_actor=opts.max_in_flight)
+    return ds.map_batches(BlockScorer, batch_size=1, batch_format="pandas", compute=pool,
                           num_cpus=opts.actor_cpus, num_gpus=opts.actor_gpus or None,
                           fn_constructor_args=([models], manifest, ids, None if store_path is None else str(store_path),
                                                opts))
@@ -209,7 +259,9 @@ def run_ray(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreStore,
     import ray
 
     t0, opts = time.perf_counter(), opts or RayOptions()
-    ensure_ray(opts.address)
+    if opts.devices and not str(opts.device or "").startswith("cuda"):
+        raise ValueError(f"runtime.devices={list(opts.devices)} needs runtime.device=cuda, got {opts.device!r}")
+    ensure_ray(opts.address, devices=opts.devices)
     ids = _driver_stage_ids(detector, embedder, pad, store, opts)
     led = Ledger(manifest, embedder.dim, ids)
     n, size = len(manifest), int(opts.chunk_size)
@@ -265,7 +317,7 @@ def _profile(opts: RayOptions, rows: pd.DataFrame, n_blocks: int, wall: float, n
     log.info("scored %d samples in %.1f s (%.1f img/s, ray engine, %d actors, %d worker processes)", n, wall,
              n / max(wall, 1e-9), opts.actors, len(workers))
     if opts.profile is not None:
-        devices = sorted({w.rsplit(":", 1)[-1] for w in workers})
+        devices = sorted({w.split(":", 3)[3] for w in workers})  # "ray:<node>:<pid>:<device>[/gpu<id>]"
         opts.profile.update({"engine": "ray", "actors": int(opts.actors), "workers": workers, "devices": devices,
                              "blocks": n_blocks, "total_s": wall, "samples": n,
                              "rows_per_s": n / max(wall, 1e-9), "stage_s": stage_s, "rows_by_worker": {
@@ -273,9 +325,19 @@ def _profile(opts: RayOptions, rows: pd.DataFrame, n_blocks: int, wall: float, n
 
 
 
-def ray_options(rt) -> dict:
-    """The keyword options of :func:`score_manifest_ray` from ``runtime.ray`` (``conf/runtime/ray.yaml``)."""
+def ray_options(rt, available: int | None = None) -> dict:
+    """The keyword options of :func:`score_manifest_ray` from ``runtime.ray`` (``conf/runtime/ray.yaml``; also
+    ``max_in_flight`` / ``wait_for_actors_s`` where given); with ``runtime.devices`` set, one actor per listed GPU
+    (:func:`device_options`; ``available``: default ``torch.cuda.device_count()``)."""
     r = rt.get("ray") or {}
-    return {"actors": int(r.get("actors", 1)), "actor_cpus": float(r.get("actor_cpus", 1.0)),
-            "actor_gpus": float(r.get("actor_gpus", 0.0)), "decode_cpus": float(r.get("decode_cpus", 0.25)),
-            "threads": int(r.get("threads", rt.get("threads", 1))), "address": r.get("address")}
+    out = {"actors": int(r.get("actors", 1)), "actor_cpus": float(r.get("actor_cpus", 1.0)),
+           "actor_gpus": float(r.get("actor_gpus", 0.0)), "decode_cpus": float(r.get("decode_cpus", 0.25)),
+           "threads": int(r.get("threads", rt.get("threads", 1))), "address": r.get("address")}
+    if r.get("max_in_flight") is not None:
+        out["max_in_flight"] = int(r.get("max_in_flight"))
+    if r.get("wait_for_actors_s") is not None:
+        out["wait_for_actors_s"] = float(r.get("wait_for_actors_s"))
+    if rt.get("devices") is not None:
+        out.update(device_options(list(rt.get("devices")),
+                                  torch.cuda.device_count() if available is None else available))
+    return out

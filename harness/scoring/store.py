@@ -80,6 +80,7 @@ class ScoreStore:
         self.path = Path(path) if path else None
         self._db = None
         self._seen: dict[str, str] = {}  # model name -> stage id already checked by this store
+        self.recorded: set[str] | None = None  # a set: put_many adds the keys it is given (which rows were computed)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60)
@@ -122,6 +123,8 @@ class ScoreStore:
         return _select(self._db, keys)
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
+        if self.recorded is not None:  # an engine writing blocks: the keys of this chunk's new values
+            self.recorded.update(items)
         if self._db is None or not items:
             return
         rows = []

@@ -1,10 +1,12 @@
 """The Ray engine (:mod:`harness.scoring.ray_engine`) against the batched engine on real NUAA frames with the real
-models (MTCNN, dlib ResNet, MiniFASNet v2), on ONE local Ray cluster for the whole session (``ray.init(num_cpus=2)``,
-or the cluster at ``$RAY_ADDRESS``).
+models (MTCNN, dlib ResNet, MiniFASNet v2), on ONE Ray cluster for the whole session (``ray_cluster`` in
+``tests/scoring/conftest.py``: a simulated two-node cluster on this machine, 1 CPU per node, or the cluster at
+``$RAY_ADDRESS``).
 
 * parity: blocks equal the local chunks and the actors run as many torch threads as this process, so the score
   table (statuses, reasons, detections, embeddings, PAD scores), the stats and the score-store entries are
-  bitwise equal; every row's provenance is a Ray actor;
+  bitwise equal; every row's provenance is a Ray actor, and the two actors (0.75 CPU each: one per 1-CPU node) ran
+  on both nodes of the simulated cluster (a functional multi-node test, not a speed figure);
 * kill: one actor ``os._exit``\\ s after its second block; Ray restarts it and retries the lost block; the result
   equals the uninterrupted run, no row missing or duplicated;
 * resume: a run stopped after 2 of 5 blocks, run again (its actor building the models itself: ``model_factory``),
@@ -13,7 +15,6 @@ or the cluster at ``$RAY_ADDRESS``).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections import Counter
 
@@ -29,21 +30,11 @@ from harness.scoring.store import ScoreStore
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
 
-from harness.scoring.ray_engine import StopAfter, ensure_ray, score_manifest_ray  # noqa: E402
+from harness.scoring.ray_engine import StopAfter, score_manifest_ray  # noqa: E402
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 CHUNK = 8  # 34 rows -> 5 blocks
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """One Ray cluster per test session: the one at ``$RAY_ADDRESS``, else a local one with 2 CPUs."""
-    started = not ray.is_initialized()
-    ensure_ray(num_cpus=None if os.environ.get("RAY_ADDRESS") else 2)
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +109,8 @@ def stage_key(models, store):
 
 def test_ray_equals_batched_bitwise_with_provenance(ray_cluster, manifest, cpu_models, local, tmp_path):
     profile: dict = {}
-    table = run(manifest, cpu_models, tmp_path / "scores.sqlite", actors=2, actor_cpus=0.75, profile=profile)
+    table = run(manifest, cpu_models, tmp_path / "scores.sqlite", actors=2, actor_cpus=0.75, profile=profile,
+                max_in_flight=1, wait_for_actors_s=300)  # both actors up before block 0; an idle one takes the next
     ref, ref_entries = local
     assert table.counts() == ref.counts() == {"scored": 32, "fta": 0, "rejected": 2, "total": 34}
     assert_bitwise_equal(table, ref)
@@ -131,6 +123,9 @@ def test_ray_equals_batched_bitwise_with_provenance(ray_cluster, manifest, cpu_m
     assert profile["engine"] == "ray" and profile["actors"] == 2 and profile["blocks"] == 5
     assert sum(profile["rows_by_worker"].values()) == 34 and profile["devices"] == ["cpu"]
     assert {"detect_s", "align_embed_s", "crop_pad_s", "cache_s"} <= set(profile["stage_s"])
+    nodes = {n["NodeID"][:8] for n in ray.nodes() if n["Alive"]}
+    on = {w.split(":")[1] for w in rows["worker"]}  # "ray:<node id>:<pid>:<device>"
+    assert on <= nodes and (len(on) == 2 or len(nodes) == 1), (on, nodes)  # both nodes scored blocks
 
 
 def test_killed_actor_block_is_retried_and_result_equal(ray_cluster, manifest, cpu_models, local, tmp_path):
