@@ -25,13 +25,14 @@ manifest (runs written before this module) is read through the old path: ``score
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from harness.models.weights import sha256_file
 
 FORMAT = "harness-run-directory"
 #: MAJOR.MINOR: readers refuse a newer MAJOR; a MINOR bump only adds files or trailing columns
@@ -53,13 +54,6 @@ LANDMARK_COLUMNS = tuple(f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y"
 class RunDirError(ValueError):
     """A run directory that cannot be read: missing file, changed file, or a format this harness does not read."""
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _major(version: str) -> int:
@@ -92,7 +86,7 @@ def _load_manifest(run_dir: Path) -> dict:
 
 
 def _record(run_dir: Path, manifest: dict, name: str, rows: int | None = None) -> None:
-    entry: dict[str, Any] = {"sha256": _sha256(Path(run_dir) / name)}
+    entry: dict[str, Any] = {"sha256": sha256_file(Path(run_dir) / name)}
     if rows is not None:
         entry["rows"] = int(rows)
     manifest["files"][name] = entry
@@ -176,7 +170,7 @@ def verified_path(run_dir: Path, name: str, manifest: dict | None = None) -> Pat
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a finished run directory: {name} is missing")
     want = ((manifest or {}).get("files") or {}).get(name, {}).get("sha256")
-    if want is not None and _sha256(path) != want:
+    if want is not None and sha256_file(path) != want:
         raise RunDirError(f"{path} was changed after the run wrote it (sha256 differs from {MANIFEST_FILE})")
     return path
 

@@ -63,12 +63,12 @@ pooled over all attacks) unless ``dataset.species_map`` (a CSV with columns ``te
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from harness.models.weights import sha256_file  # the score file identity an export records
 from harness.data.registry import register_dataset
 from harness.data.sample import LABELS, SPECIES, ManifestError, validate_manifest
 
@@ -91,14 +91,6 @@ TRIAL_COLUMNS = ("probe_id", "probe_subject", "ref_subject", "label", "species",
 class ScoreFileError(ManifestError):
     """A score file that cannot be read; the message names the file, the row and the column."""
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes (the score file identity an export records)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _where(path: Path, row: int, col: str) -> str:
@@ -337,7 +329,7 @@ def load_scores(files, format: str = "auto", bob_kind: str = "auto", species_map
         "trials": {c: [t[c if c not in ("probe_id", "probe_subject", "match_score") else
                          {"probe_id": "id", "probe_subject": "subject", "match_score": "score"}[c]] for t in trials]
                    for c in TRIAL_COLUMNS},
-        "files": [{"file": str(p.resolve()), "sha256": file_sha256(p), "pad_rows": len(a), "comparison_rows": len(b)}
+        "files": [{"file": str(p.resolve()), "sha256": sha256_file(p), "pad_rows": len(a), "comparison_rows": len(b)}
                   for p, (a, b) in zip(paths, per_file)],
         "vendor": dict(vendor or {})}
     return manifest

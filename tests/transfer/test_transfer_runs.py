@@ -151,7 +151,7 @@ def test_presentation_unit_counts_presentations(smoke_run, tmp_path):
     assert tr["pad"]["apcer_max"]["n"] == len(att) > 0
 
 
-def _stopped_after_scoring(run_dir: Path, out: Path) -> Path:
+def _stopped_after_scoring(run_dir, out):
     """A copy of ``run_dir`` as a run that stopped after scoring leaves it: the scores, trials and probes tables and
     the config, no summary and no presentation tables (they are written after the thresholds)."""
     import json

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -41,6 +44,11 @@ BOB_CASES = {
 }
 
 
+def _sha256(path) -> str:
+    """sha256 of the file's bytes, computed here (the independent reference)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 @pytest.mark.parametrize("case", sorted(CSV_CASES))
 def test_malformed_csv_names_row_and_column(tmp_path, case):
     text, row, col = CSV_CASES[case]
@@ -65,7 +73,7 @@ def test_malformed_bob_file_names_row_and_column(tmp_path, case):
 
 def test_well_formed_files_read_as_documented(tmp_path):
     """The documented CSV and a bob PAD file: rows, kinds, species (empty attack species -> unknown), identity."""
-    from harness.data.score_files import file_sha256, imported
+    from harness.data.score_files import imported
 
     path = tmp_path / "vendor.csv"
     path.write_text(HEADER + GOOD + "a3,p2,,attack,,,0.05\n" + "a2,p1,p1,attack,print_photo,,-0.6\n")
@@ -75,7 +83,7 @@ def test_well_formed_files_read_as_documented(tmp_path):
     block = imported(m)
     assert list(block["trials"]["match_score"]) == [-0.2, -0.6]
     assert list(block["trials"]["label"]) == ["bona_fide", "attack"]
-    assert block["files"][0]["sha256"] == file_sha256(path) and block["vendor"] == {"name": "acme"}
+    assert block["files"][0]["sha256"] == _sha256(path) and block["vendor"] == {"name": "acme"}
     bob = tmp_path / "scores-pad"
     bob.write_text("p1 p1 s1 0.9\np1 attack s2 0.1\np2 attack s3 0.2\n")
     species = tmp_path / "species.csv"

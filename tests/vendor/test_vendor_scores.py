@@ -3,14 +3,21 @@ files give that run's metrics and thresholds; the export names the vendor and th
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import json
 
 import pytest
 
-from harness.data.score_files import file_sha256
 from tests.vendor.writers import numbers, run_scores, write_bob4, write_csv
 
 pytestmark = pytest.mark.slow
+
+
+def _sha256(path) -> str:
+    """sha256 of the file's bytes, computed here (the independent reference)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _pad_pooled(pad: dict) -> dict:
@@ -78,14 +85,14 @@ def test_export_names_the_vendor_and_the_runtime_checks_its_identity(csv_run, tm
     vendor = doc["models"]["embedder"]["vendor"]
     assert vendor == doc["models"]["pad"]["vendor"]
     assert (vendor["name"], vendor["version"], vendor["sdk_build"]) == ("acme", "4.2", None)
-    assert vendor["identity"] == file_sha256(path) == vendor["score_files"][0]["sha256"]
+    assert vendor["identity"] == _sha256(path) == vendor["score_files"][0]["sha256"]
     trust = dict(trusted_content_sha256=doc["content_sha256"], allow_not_deployable=True)
-    op = load(op_path, embedder_sha256=None, pad_sha256=None, vendor_identity=file_sha256(path), **trust)
+    op = load(op_path, embedder_sha256=None, pad_sha256=None, vendor_identity=_sha256(path), **trust)
     assert op.decide(match_score=doc["thresholds"]["t_match"], pad_score=doc["thresholds"]["t_pad"]).outcome == "accept"
     changed = tmp_path / "acme_v4_edited.csv"
     changed.write_text(path.read_text().replace("0.9", "0.8", 1))
     with pytest.raises(OperatingPointRefused, match="vendor mismatch") as e:
-        load(op_path, embedder_sha256=None, pad_sha256=None, vendor_identity=file_sha256(changed), **trust)
+        load(op_path, embedder_sha256=None, pad_sha256=None, vendor_identity=_sha256(changed), **trust)
     assert "\n" not in str(e.value) and vendor["identity"] in str(e.value)
     with pytest.raises(OperatingPointRefused, match="no vendor identity given"):
         load(op_path, embedder_sha256=None, pad_sha256=None, **trust)
