@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.data.score_files import imported
+from harness.data.score_files import ScoreFileError, imported
 from harness.faces.detect import ROW_WIDTH
 from harness.protocols.trials import Trials, split_partition, subject_partition
 from harness.scoring.table import ScoreTable, finish_table
@@ -150,11 +150,26 @@ def _models(ident: dict, has_pad: bool, has_match: bool) -> dict:
                     if has_pad else "no PAD scores imported"}}
 
 
+def check_both_kinds(manifest: pd.DataFrame, block: dict) -> None:
+    """Refuse, in one line naming the files, imported scores of one kind only: a run chooses a match AND a PAD
+    threshold and every run of the harness has both (a PAD-only or verification-only run is not supported yet)."""
+    files = ", ".join(Path(f["file"]).name for f in block["files"])
+    if not len(block["trials"]):
+        raise ScoreFileError(f"{files}: PAD scores only (no comparison row with a ref_subject): a run chooses a match "
+                             "and a PAD threshold, so add the same people's comparison scores (a PAD-only run is "
+                             "not supported yet)")
+    if not bool(manifest["has_pad"].any()):
+        raise ScoreFileError(f"{files}: comparison scores only (no PAD row: ref_subject empty): a run chooses a match "
+                             "and a PAD threshold, so add the probes' PAD scores (a verification-only run of imported "
+                             "scores is not supported yet)")
+
+
 def vendor_scoring(manifest: pd.DataFrame, protocol: dict, vendor: dict | None = None):
     """``(table, trials, models, embedder, pad)`` of a ``scores`` manifest: the score table of the imported PAD scores,
     the trials of the imported comparisons (module docstring), the ``models`` block naming the vendor, and the
     :class:`VendorModel` stand-ins of the embedder and the PAD model."""
     block = imported(manifest)
+    check_both_kinds(manifest, block)
     table = _table(manifest)
     tr = _trials(table.samples, block["trials"], protocol)
     ident = vendor_identity(vendor if vendor is not None else block["vendor"], block["files"])

@@ -117,3 +117,18 @@ def test_failures_to_acquire_read_as_documented(tmp_path):
     assert sorted(tr.probes["sample_id"]) == ["a1", "a2", "a3"]  # the samples with a PAD row, failed or not
     assert tr.counts["imported_comparisons"] == 4 and tr.counts["imported_fta_comparison_rows"] == 2
     assert tr.counts["enrolled_subjects"] == 2 and table.stats["imported_fta_samples"] == 3
+
+
+@pytest.mark.parametrize("kind,text,needle", [
+    ("PAD only", "id,subject,ref_subject,label,species,presentation,score\n"
+                 "a1,p1,,bona_fide,,,0.9\na2,p2,,attack,print_photo,,0.1\n", "PAD scores only"),
+    ("comparisons only", "id,subject,ref_subject,label,species,presentation,score\n"
+                         "a1,p1,p1,bona_fide,,,0.7\na1,p1,p2,bona_fide,,,-0.2\n", "comparison scores only")])
+def test_scores_of_one_kind_only_are_refused_in_one_line(tmp_path, kind, text, needle):
+    from harness.vendor_scores import vendor_scoring
+
+    path = tmp_path / "vendor.csv"
+    path.write_text(text)
+    with pytest.raises(ScoreFileError, match=f"^vendor.csv: {needle}") as e:
+        vendor_scoring(load_scores(str(path)), {"name": "first_k", "partition": "subjects", "dev_fraction": 0.5})
+    assert "\n" not in str(e.value) and "not supported yet" in str(e.value)
