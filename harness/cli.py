@@ -4,7 +4,7 @@
                                          [--select-on eval] [--standards fido_biometric_component,...] [-o OUT]
     python -m harness.cli decide OP.json --embedder-sha256 SHA --pad-sha256 SHA --match 0.71 --pad 0.93
     python -m harness.cli decide OP.json --embedder-sha256 SHA --pad-sha256 SHA --csv pairs.csv [-o out.csv]
-    python -m harness.cli verify OP.json [--embedder-sha256 SHA --pad-sha256 SHA] [--trust-content-sha256 SHA]
+    python -m harness.cli verify OP.json [--embedder-sha256 SHA --pad-sha256 SHA | --vendor-identity ID] [--trust-content-sha256 SHA]
     python -m harness.cli keygen [-o KEYFILE] [--ed25519 PRIVATE.pem]
     python -m harness.cli sign OP.json [--key-file KEYFILE | --ed25519-key PRIVATE.pem] [--expect-content-sha256 SHA]
     python -m harness.cli register OP.json --name kyc-face --alias candidate [--tracking-uri URI] [--run-id ID]
@@ -89,7 +89,8 @@ def _load_op(a):
     from harness.runtime import load
 
     emb, pad = a.embedder_sha256, a.pad_sha256
-    return load(a.op, embedder_sha256=emb, pad_sha256=pad, key_file=a.key_file, public_key=a.public_key,
+    return load(a.op, embedder_sha256=emb, pad_sha256=pad, vendor_identity=a.vendor_identity,
+                key_file=a.key_file, public_key=a.public_key,
                 trusted_content_sha256=a.trust_content_sha256, allow_not_deployable=a.allow_not_deployable,
                 allow_unverified_models=a.unverified_models)
 
@@ -166,7 +167,7 @@ def _write_csv_atomic(path: Path, fields: list[str], rows: list[dict]) -> None:
 
 
 def cmd_verify(a) -> int:
-    if a.embedder_sha256 is None and a.pad_sha256 is None:
+    if a.embedder_sha256 is None and a.pad_sha256 is None and a.vendor_identity is None:
         a.unverified_models = True
     op = _load_op(a)
     print(f"ok: {a.op} verified (schema {op.doc['schema_version']}, content_sha256 {op.content_sha256}; "
@@ -276,6 +277,8 @@ def _op_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("op", help="operating_point.json")
     p.add_argument("--embedder-sha256", help="sha256 of the embedder weights the service runs")
     p.add_argument("--pad-sha256", help="sha256 of the PAD weights the service runs")
+    p.add_argument("--vendor-identity", help="a vendor model's identity (schema 3.3, imported scores): the approved "
+                   "SDK build, else the score files' sha256 joined by +")
     p.add_argument("--unverified-models", action="store_true",
                    help="skip the weights check (offline analysis only; production must pass both sha256)")
     p.add_argument("--key-file", help="file holding the HMAC signing key (default $HARNESS_SIGNING_KEY[_FILE])")

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.runtime import verify_document
 
-__all__ = ["evaluation_run", "export_tags", "log_export", "model_signature", "register_operating_point"]
+__all__ = ["evaluation_run", "export_tags", "log_export", "model_config", "model_signature", "register_operating_point"]
 
 HERE = Path(__file__).resolve().parent
 #: the standard-library runtime shipped in the model's code_paths (runtime.py imports the other three)
@@ -168,16 +168,23 @@ def register_operating_point(path: str | Path, *, model_name: str, alias: str | 
             "run_id": run_id}
 
 
+def model_config(doc: dict, allow_not_deployable: bool = False) -> dict:
+    """The pyfunc's ``model_config``: the weights sha256 (or, schema 3.3, the vendor identity) the runtime checks,
+    the approved content hash and whether a non-deployable file may load."""
+    emb, pad = doc["models"]["embedder"], doc["models"]["pad"]
+    vendor = emb.get("vendor") or pad.get("vendor") or {}  # imported scores: checked by identity, not weights
+    return {"embedder_sha256": emb.get("weights_sha256"), "pad_sha256": pad.get("weights_sha256"),
+            "vendor_identity": vendor.get("identity"), "content_sha256": doc["content_sha256"],
+            "allow_not_deployable": bool(allow_not_deployable)}
+
+
 def _log_model(client, run_id: str, path: Path, doc: dict, allow_not_deployable: bool):
     """Log the pyfunc of ``path`` in run ``run_id`` without starting or ending the run."""
     import mlflow
     from mlflow.models import Model
 
     run_info = client.get_run(run_id).info
-    sha = doc["content_sha256"]
-    cfg = {"embedder_sha256": doc["models"]["embedder"]["weights_sha256"],
-           "pad_sha256": doc["models"]["pad"]["weights_sha256"], "content_sha256": sha,
-           "allow_not_deployable": bool(allow_not_deployable)}
+    cfg = model_config(doc, allow_not_deployable)
     # not mlflow.start_run(run_id=...): leaving that block ends the run (FINISHED), which would close an evaluation
     # run the tracker still holds RUNNING. Model.log with run_id writes through the client; the logged model
     # belongs to the run's experiment.

@@ -28,7 +28,7 @@ class OperatingPointModel(mlflow.pyfunc.PythonModel):
         cfg = context.model_config or {}
         has_key = bool(os.environ.get("HARNESS_SIGNING_KEY") or os.environ.get("HARNESS_SIGNING_KEY_FILE"))
         self.op = load(context.artifacts["operating_point"], embedder_sha256=cfg.get("embedder_sha256"),
-                       pad_sha256=cfg.get("pad_sha256"),
+                       pad_sha256=cfg.get("pad_sha256"), vendor_identity=cfg.get("vendor_identity"),
                        # with the team's key: its signature; without: the content hash approved by registering it
                        trusted_content_sha256=None if has_key else cfg.get("content_sha256"),
                        allow_not_deployable=bool(cfg.get("allow_not_deployable", False)))

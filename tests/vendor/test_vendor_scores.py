@@ -96,3 +96,13 @@ def test_export_names_the_vendor_and_the_runtime_checks_its_identity(csv_run, tm
     assert "\n" not in str(e.value) and vendor["identity"] in str(e.value)
     with pytest.raises(OperatingPointRefused, match="no vendor identity given"):
         load(op_path, embedder_sha256=None, pad_sha256=None, **trust)
+    # the command line and the MLflow pyfunc take the same identity (python -m harness.cli ... --vendor-identity)
+    from harness.cli import EXIT_REFUSED, main as cli
+    from harness.export.mlflow_model import model_config
+
+    base = ["--trust-content-sha256", doc["content_sha256"], "--allow-not-deployable"]
+    m, p = str(doc["thresholds"]["t_match"]), str(doc["thresholds"]["t_pad"])
+    assert cli(["decide", op_path, "--vendor-identity", _sha256(path), "--match", m, "--pad", p, *base]) == 0
+    assert cli(["decide", op_path, "--vendor-identity", _sha256(changed), "--match", m, "--pad", p, *base]) == EXIT_REFUSED
+    cfg = model_config(doc)
+    assert cfg["vendor_identity"] == vendor["identity"] and cfg["embedder_sha256"] is None
