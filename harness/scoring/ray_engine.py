@@ -51,7 +51,7 @@ from harness.scoring.table import Ledger, ScoreTable, stage_ids
 
 log = logging.getLogger("harness.scoring")
 
-__all__ = ["BlockScorer", "RayOptions", "StopAfter", "check_devices", "decode_block", "device_options", "ensure_ray",
+__all__ = ["BlockScorer", "RayOptions", "StopAfter", "check_devices", "check_resources", "decode_block", "device_options", "ensure_ray",
            "ray_options", "run_ray", "score_manifest_ray", "visible_devices"]
 
 
@@ -127,6 +127,21 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, devices:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+
+
+def check_resources(opts: RayOptions, resources: dict) -> None:
+    """Refuse, in one line naming the keys, an actor pool that cannot run beside one decode task on the Ray
+    instance (``resources``: ``ray.cluster_resources()``): Ray would otherwise wait for ever, silently."""
+    cpus, gpus = float(resources.get("CPU", 0.0)), float(resources.get("GPU", 0.0))
+    need = opts.actors * opts.actor_cpus + opts.decode_cpus
+    if need > cpus + 1e-9:
+        fit = max(0.0, (cpus - opts.decode_cpus) / max(opts.actors, 1))
+        raise ValueError(f"runtime.ray: {opts.actors} actors x actor_cpus {opts.actor_cpus:g} + decode_cpus "
+                         f"{opts.decode_cpus:g} = {need:g} CPUs, but this Ray instance has {cpus:g}: nothing could be "
+                         f"scheduled; set runtime.ray.actor_cpus <= {fit:.3g} or fewer runtime.ray.actors")
+    if opts.actors * opts.actor_gpus > gpus + 1e-9:
+        raise ValueError(f"runtime.ray: {opts.actors} actors x actor_gpus {opts.actor_gpus:g} GPUs, but this Ray "
+                         f"instance has {gpus:g}: set runtime.ray.actor_gpus or runtime.ray.actors lower")
 
 
 def check_devices(devices, available: int) -> list[int]:
@@ -262,6 +277,8 @@ def run_ray(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreStore,
     if opts.devices and not str(opts.device or "").startswith("cuda"):
         raise ValueError(f"runtime.devices={list(opts.devices)} needs runtime.device=cuda, got {opts.device!r}")
     ensure_ray(opts.address, devices=opts.devices)
+    if not (opts.address or os.environ.get("RAY_ADDRESS")):  # a cluster's autoscaler may still add nodes
+        check_resources(opts, ray.cluster_resources())
     ids = _driver_stage_ids(detector, embedder, pad, store, opts)
     led = Ledger(manifest, embedder.dim, ids)
     n, size = len(manifest), int(opts.chunk_size)

@@ -74,3 +74,18 @@ def test_devices_refused_on_a_cluster_it_does_not_start(monkeypatch):
 def test_devices_need_cuda_models():
     with pytest.raises(ValueError, match=r"runtime.devices=\[0, 1\] needs runtime.device=cuda, got 'cpu'"):
         score_manifest_ray(pd.DataFrame(), None, None, None, None, devices=[0, 1], device="cpu")
+
+
+def test_a_pool_that_cannot_be_scheduled_is_refused_in_one_line():
+    """2 actors x 1 CPU + a 0.25-CPU decode task on a 2-CPU instance: Ray would wait for ever (measured: the default
+    NUAA run with runtime.ray.actors=2 hung with an idle machine); refused, naming the keys and a value that fits."""
+    from harness.scoring.ray_engine import RayOptions, check_resources
+
+    with pytest.raises(ValueError, match=r"2 actors x actor_cpus 1 \+ decode_cpus 0.25 = 2.25 CPUs, but this Ray "
+                                         r"instance has 2: .*actor_cpus <= 0.875") as e:
+        check_resources(RayOptions(actors=2, actor_cpus=1.0), {"CPU": 2.0})
+    assert "\n" not in str(e.value)
+    check_resources(RayOptions(actors=2, actor_cpus=0.75), {"CPU": 2.0})  # 1.75 CPUs: fits
+    check_resources(RayOptions(actors=1), {"CPU": 2.0})  # the shipped default
+    with pytest.raises(ValueError, match="actor_gpus 1 GPUs, but this Ray instance has 1"):
+        check_resources(RayOptions(actors=2, actor_cpus=0.5, actor_gpus=1.0), {"CPU": 2.0, "GPU": 1.0})
