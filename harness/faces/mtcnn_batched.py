@@ -110,19 +110,6 @@ def clip_boxes(boxes: torch.Tensor, w, h):
     return y, ey, x, ex
 
 
-def original_crops(images: list[torch.Tensor], img_idx, y0, y1, x0, x1, size: int) -> torch.Tensor:
-    """:func:`harness.faces.warp.roi_area_resize` on per-image uint8 ``[3, h, w]`` tensors of any sizes (the
-    originals of a letterboxed batch): each box cropped from its own image, converted to float32 and
-    area-resized to ``size``; float32 ``[K, 3, size, size]``."""
-    img_idx, y0, y1, x0, x1 = (np.asarray(torch.as_tensor(v).cpu(), dtype=np.int64) for v in (img_idx, y0, y1, x0, x1))
-    dev = images[0].device if images else None
-    out = torch.empty((len(img_idx), 3, size, size), dtype=torch.float32, device=dev)
-    for k in range(len(img_idx)):
-        crop = images[int(img_idx[k])][:, int(y0[k]):int(y1[k]), int(x0[k]):int(x1[k])]
-        out[k] = torch.nn.functional.interpolate(crop[None].to(torch.float32), size=(size, size), mode="area")[0]
-    return out
-
-
 def _refine_inputs(imgs, table: torch.Tensor | None, boxes: torch.Tensor, image_inds: torch.Tensor,
                    w, h, size: int):
     """The clipped box crops of facenet-pytorch's R/O-Net stages, area-resized to ``size`` and normalised, for
@@ -137,10 +124,7 @@ def _refine_inputs(imgs, table: torch.Tensor | None, boxes: torch.Tensor, image_
         boxes, image_inds = boxes[keep], image_inds[keep]
     # facenet-pytorch's per-box crops (img[k, :, y0:y1, x0:x1].unsqueeze(0)) are not channels-last to PyTorch, so
     # they are pooled by the contiguous-layout kernel and concatenated into a contiguous batch: so are these
-    if isinstance(imgs, (list, tuple)):  # the originals of a letterboxed batch (mtcnn_detect's ``originals``)
-        im = original_crops(imgs, image_inds, y - 1, ey, x - 1, ex, size)
-    else:
-        im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)
+    im = roi_area_resize(imgs, image_inds, y - 1, ey, x - 1, ex, size, table=table)  # imgs: a list of originals too
     return (im.contiguous() - 127.5) * 0.0078125, boxes, image_inds
 
 

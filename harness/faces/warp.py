@@ -189,10 +189,11 @@ def _pool_bounds(length: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.
     return start, end
 
 
-def roi_area_resize(images: torch.Tensor | None, img_idx, y0, y1, x0, x1, size: int,
+def roi_area_resize(images, img_idx, y0, y1, x0, x1, size: int,
                     table: torch.Tensor | None = None) -> torch.Tensor:
     """``interpolate(images[img_idx[k], :, y0[k]:y1[k], x0[k]:x1[k]], (size, size), mode="area")`` for every box
-    ``k`` (half-open, in-image bounds); float32 ``[K, C, size, size]``.
+    ``k`` (half-open, in-image bounds); float32 ``[K, C, size, size]``. ``images``: a float batch ``[B, C, H, W]``,
+    or (no table) a list of ``[C, H, W]`` images of any sizes and dtypes (uint8 crops are pooled in float32).
 
     With a :func:`summed_area` ``table`` (the device path) all boxes are pooled at once from exact integer sums,
     divided as PyTorch's pooling kernel for contiguous input divides (``sum / kh / kw``; its CUDA kernel for
@@ -222,15 +223,17 @@ def roi_area_resize(images: torch.Tensor | None, img_idx, y0, y1, x0, x1, size: 
     return total.to(torch.float32) / kh / kw
 
 
-def _roi_area_loop(images: torch.Tensor, img_idx, y0, y1, x0, x1, size: int) -> torch.Tensor:
+def _roi_area_loop(images, img_idx, y0, y1, x0, x1, size: int) -> torch.Tensor:
     img_idx, y0, y1, x0, x1 = (np.asarray(torch.as_tensor(v).cpu(), dtype=np.int64) for v in (img_idx, y0, y1, x0, x1))
-    out = torch.empty((len(img_idx), images.shape[1], size, size), dtype=images.dtype, device=images.device)
+    first = images[0]
+    dtype = torch.float32 if first.dtype == torch.uint8 else first.dtype
+    out = torch.empty((len(img_idx), first.shape[0], size, size), dtype=dtype, device=first.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny kernels: a thread pool's wake-up costs more than the work
     try:
         for k in range(len(img_idx)):
-            crop = images[int(img_idx[k]), :, int(y0[k]):int(y1[k]), int(x0[k]):int(x1[k])].unsqueeze(0)
-            out[k] = F.interpolate(crop, size=(size, size), mode="area")[0]
+            crop = images[int(img_idx[k])][:, int(y0[k]):int(y1[k]), int(x0[k]):int(x1[k])].unsqueeze(0)
+            out[k] = F.interpolate(crop.to(dtype), size=(size, size), mode="area")[0]
     finally:
         torch.set_num_threads(threads)
     return out

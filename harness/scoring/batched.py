@@ -113,7 +113,8 @@ def run_batched(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreSto
     return table
 
 
-def _model_device(*models) -> torch.device:
+def model_device(*models) -> torch.device:
+    """The first ``torch.device`` among the models' ``device`` attributes (CPU if none has one)."""
     for m in models:
         d = getattr(m, "device", None)
         if isinstance(d, torch.device):
@@ -121,23 +122,32 @@ def _model_device(*models) -> torch.device:
     return torch.device("cpu")
 
 
+def decodes_on_gpu(dev: torch.device, gpu_decode: bool | None) -> bool:
+    """Whether plain JPEGs are decoded with nvjpeg: on a CUDA device, unless ``gpu_decode`` is False."""
+    return dev.type == "cuda" and (gpu_decode is None or bool(gpu_decode))
+
+
+def run_stage_ids(detector, embedder, pad, store, max_pixels, gpu_decode: bool) -> tuple[str, str, str]:
+    """The run's (detection, embedding, PAD) stage ids (:func:`harness.scoring.table.stage_ids`); nvjpeg pixels
+    differ from Pillow's (up to ~40 grey levels), so a GPU-decoded run's detections never share cache entries."""
+    det_id, emb_id, pad_id = stage_ids(detector, embedder, pad, store, max_pixels)
+    return (det_id + "+nvjpeg" if gpu_decode else det_id), emb_id, pad_id
+
+
 class BatchedRun:
     """One run of the batched engine: resolved settings, the ledger, the stages' back-offs and the loader."""
 
     def __init__(self, manifest, detector, embedder, pad, store: ScoreStore, opts: BatchedOptions):
         self.detector, self.embedder, self.pad, self.store, self.opts = detector, embedder, pad, store, opts
-        dev = torch.device(opts.device) if opts.device is not None else _model_device(embedder, pad)
+        dev = torch.device(opts.device) if opts.device is not None else model_device(embedder, pad)
         self.dev = dev
-        self.gpu_decode = bool(dev.type == "cuda" if opts.gpu_decode is None else opts.gpu_decode) \
-            and dev.type == "cuda"
+        self.gpu_decode = decodes_on_gpu(dev, opts.gpu_decode)
         self.nms = opts.nms
         if self.nms == "auto":
             self.nms = "triton" if dev.type == "cuda" and triton_nms_kernel() is not None else "torchvision"
         self.timer = StageTimer(opts.profile, dev)
-        det_id, emb_id, pad_id = stage_ids(detector, embedder, pad, store, opts.max_pixels)
-        if self.gpu_decode:  # nvjpeg pixels differ from Pillow's (up to ~40 grey levels): never share cache entries
-            det_id += "+nvjpeg"
-        self.ledger = Ledger(manifest, embedder.dim, (det_id, emb_id, pad_id))
+        self.ledger = Ledger(manifest, embedder.dim, run_stage_ids(detector, embedder, pad, store, opts.max_pixels,
+                                                                   self.gpu_decode))
         self.backoff = {"detect": BackOff("detect", int(opts.detect_batch_size
                                                        or getattr(detector, "batch_size", 16))),
                         "embed": BackOff("embed", int(opts.batch_size)), "pad": BackOff("pad", int(opts.batch_size))}

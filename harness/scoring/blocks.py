@@ -168,13 +168,15 @@ class BlockWriter:
     """The local engine's side of the block store (a no-op without a store file): after each chunk is scored,
     its rows with their provenance (``engine``, ``worker``, computed or reused) as one immutable block file, the
     chunk number being the block number (the Ray engine's blocks are the same chunks); :meth:`check` before any
-    metric: every manifest row exactly once (:func:`check_complete`)."""
+    metric: every manifest row exactly once (:func:`check_complete`) in the blocks written (kept in memory: they are
+    not read back)."""
 
     def __init__(self, store, ledger: Ledger, manifest: pd.DataFrame, chunk_size: int, engine: str, worker: str):
         self.store, self.ledger, self.manifest, self.chunk_size = store, ledger, manifest, int(chunk_size)
         self.engine, self.worker = engine, worker
         self.blocks = BlockStore(store) if getattr(store, "path", None) is not None else None
         self.key = block_set_key(manifest, ledger.stage_ids, self.chunk_size) if self.blocks else None
+        self.written: list[pd.DataFrame] = []
 
     def start(self) -> None:
         """Before a chunk: record the keys the store is given (the values computed, not reused)."""
@@ -188,10 +190,12 @@ class BlockWriter:
         idx, hashes = loaded["idx"], loaded["hash"]
         done = computed_rows(self.ledger, hashes, self.store.recorded or set())
         self.store.recorded = None
-        self.blocks.write(self.key, int(idx[0]) // self.chunk_size,
-                          block_rows(self.ledger, idx, hashes, self.engine, self.worker, done))
+        rows = block_rows(self.ledger, idx, hashes, self.engine, self.worker, done)
+        self.blocks.write(self.key, int(idx[0]) // self.chunk_size, rows)
+        self.written.append(rows)
 
     def check(self) -> None:
         """Every manifest row exactly once in the set's blocks (ValueError in one line otherwise)."""
         if self.blocks:
-            check_complete(self.blocks.read(self.key), self.manifest, where=str(self.blocks.root / self.key))
+            rows = pd.concat(self.written, ignore_index=True) if self.written else pd.DataFrame(columns=["row"])
+            check_complete(rows, self.manifest, where=str(self.blocks.root / self.key))

@@ -29,13 +29,13 @@ import math
 import os
 import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from harness.scoring.batched import BatchedOptions, BatchedRun
+from harness.scoring.batched import BatchedOptions, BatchedRun, decodes_on_gpu, model_device, run_stage_ids
 from harness.scoring.blocks import (
     COLUMNS,
     BlockStore,
@@ -47,7 +47,7 @@ from harness.scoring.blocks import (
 )
 from harness.scoring.loader import ChunkSource
 from harness.scoring.store import ScoreStore, StoreReader
-from harness.scoring.table import Ledger, ScoreTable, stage_ids
+from harness.scoring.table import Ledger, ScoreTable
 
 log = logging.getLogger("harness.scoring")
 
@@ -60,13 +60,10 @@ class StopAfter(RuntimeError):
 
 
 @dataclass
-class RayOptions:
-    """Settings of :func:`run_ray` (see :func:`score_manifest_ray`)."""
+class RayOptions(BatchedOptions):
+    """Settings of :func:`run_ray` (see :func:`score_manifest_ray`): the batched engine's, which each actor runs
+    with (:func:`batched_options`), and the pool's."""
 
-    batch_size: int = 32
-    chunk_size: int = 128
-    amp: bool = False
-    progress: bool = True
     actors: int = 1
     actor_cpus: float = 1.0
     actor_gpus: float = 0.0
@@ -76,11 +73,6 @@ class RayOptions:
     devices: list[int] | None = None  # this machine's GPUs (torch's indices): one actor on each, local Ray only
     max_in_flight: int | None = None  # blocks queued on one actor at a time (Ray's default: None)
     wait_for_actors_s: float | None = None  # > 0: no block is dispatched before every actor is up (else Ray's)
-    detect_batch_size: int | None = None
-    device: str | None = None
-    gpu_decode: bool | None = None
-    max_pixels: object = None
-    profile: dict | None = None
     model_factory: object = None  # a picklable callable -> (detector, embedder, pad), called once in each actor
     test_hook: dict = field(default_factory=dict)  # tests only: {"exit_after": k, "dir": path}
     stop_after_blocks: int | None = None  # tests only: raise StopAfter once this many blocks are stored
@@ -175,9 +167,8 @@ def device_options(devices, available: int) -> dict:
 
 def batched_options(opts: RayOptions) -> BatchedOptions:
     """The batched engine's options an actor runs with (progress off, decoding already done)."""
-    return BatchedOptions(batch_size=opts.batch_size, chunk_size=opts.chunk_size, amp=opts.amp, progress=False,
-                          detect_batch_size=opts.detect_batch_size, device=opts.device, gpu_decode=opts.gpu_decode,
-                          max_pixels=opts.max_pixels, profile={})
+    own = {f.name: getattr(opts, f.name) for f in fields(BatchedOptions)}
+    return BatchedOptions(**(own | {"progress": False, "profile": {}}))
 
 
 def decode_block(batch: pd.DataFrame, source: ChunkSource) -> pd.DataFrame:
@@ -307,8 +298,7 @@ def run_ray(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreStore,
             bar.close()
             raise StopAfter(f"stopped after {len(got)} of {len(blocks)} blocks (stop_after_blocks)")
     bar.close()
-    rows = (bstore.read(key, set(got)) if bstore.root is not None
-            else pd.concat([*got.values(), pd.DataFrame(columns=COLUMNS)], ignore_index=True))
+    rows = pd.concat([*got.values(), pd.DataFrame(columns=COLUMNS)], ignore_index=True)  # the rows just written
     check_complete(rows, manifest, where=str(bstore.root / key) if bstore.root is not None else "ray engine")
     fill_ledger(led, rows)
     led.stats = stats
@@ -321,12 +311,9 @@ def run_ray(manifest: pd.DataFrame, detector, embedder, pad, store: ScoreStore,
 
 
 def _driver_stage_ids(detector, embedder, pad, store, opts: RayOptions) -> tuple[str, str, str]:
-    """The stage ids the actors' :class:`BatchedRun` uses (the nvjpeg suffix when decoding on a GPU)."""
-    det_id, emb_id, pad_id = stage_ids(detector, embedder, pad, store, opts.max_pixels)
-    dev = str(opts.device or getattr(embedder, "device", "cpu"))
-    if dev.startswith("cuda") and (opts.gpu_decode is None or opts.gpu_decode):
-        det_id += "+nvjpeg"
-    return det_id, emb_id, pad_id
+    """The stage ids the actors' :class:`BatchedRun` uses (:func:`harness.scoring.batched.run_stage_ids`)."""
+    dev = torch.device(opts.device) if opts.device is not None else model_device(embedder, pad)
+    return run_stage_ids(detector, embedder, pad, store, opts.max_pixels, decodes_on_gpu(dev, opts.gpu_decode))
 
 
 def _profile(opts: RayOptions, rows: pd.DataFrame, n_blocks: int, wall: float, n: int, stage_s: dict) -> None:
