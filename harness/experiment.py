@@ -60,9 +60,14 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     vendor = str(OmegaConf.select(cfg, "dataset.vendor.name", default=None) or "vendor")
     emb, pad = (f"{vendor} match", f"{vendor} PAD") if cfg.dataset.name == "scores" else (cfg.embedder.name, cfg.pad.name)
     tags = {"dataset": cfg.dataset.name, "embedder": emb, "pad": pad, "policy": cfg.policy.name,
-            "detector": cfg.detector.name if cfg.dataset.name != "scores" else "none", "git_sha": git_sha()}
+            "detector": detector_tag(cfg), "git_sha": git_sha()}
     with tracked_run(cfg, out_dir, tags=tags, start_time=t0) as tracker:
         return _run(cfg, out_dir, t0, tracker)
+
+
+def detector_tag(cfg: DictConfig) -> str:
+    """The run's ``detector`` tag: the configured detector, or ``none`` for imported scores (no detector ran)."""
+    return "none" if cfg.dataset.name == "scores" else str(cfg.detector.name)
 
 
 def _run(cfg: DictConfig, out_dir: Path, t0: float, tracker) -> dict:
@@ -356,7 +361,7 @@ def _track_results(cfg: DictConfig, out_dir: Path, tracker, summary: dict, doc: 
 
     op = summary["operating_point"]
     tags = {"dataset": cfg.dataset.name, "embedder": emb_name, "pad": pad_name, "policy": cfg.policy.name,
-            "detector": cfg.detector.name if cfg.dataset.name != "scores" else "none", "git_sha": summary["run"]["git_sha"],
+            "detector": detector_tag(cfg), "git_sha": summary["run"]["git_sha"],
             "targets_supported": str(bool(op.get("supported"))).lower()}
     for u in summary["unmeasurable"]:  # nobody reads these numbers as measured
         tags[f"unmeasurable/{u['metric']}"] = u["reason"][:4000]
